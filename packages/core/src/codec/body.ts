@@ -1,0 +1,49 @@
+/**
+ * Body codecs. A body is encoded once by its sender and decoded once by its receiver; the
+ * frame's flags say which codec, so peers with different codecs interoperate.
+ */
+import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { ProtocolError } from '../errors.js';
+import { BodyCodec, EMPTY_BODY } from './frames.js';
+
+/** Codec names a peer may choose. */
+export type CodecName = 'msgpack' | 'json';
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder('utf-8', { fatal: true });
+
+/** The flag value for a codec name. */
+export function codecFlag(name: CodecName): BodyCodec {
+  return name === 'json' ? BodyCodec.Json : BodyCodec.Msgpack;
+}
+
+/**
+ * Encodes a body value. `undefined` becomes an empty body (codec None), so a request without
+ * payload costs no bytes. Throws a TypeError if the value cannot be represented.
+ */
+export function encodeBody(value: unknown, codec: BodyCodec): { bytes: Uint8Array; codec: BodyCodec } {
+  if (value === undefined) return { bytes: EMPTY_BODY, codec: BodyCodec.None };
+  if (codec === BodyCodec.Json) {
+    const text = JSON.stringify(value);
+    if (text === undefined) throw new TypeError('body cannot be encoded as JSON');
+    return { bytes: textEncoder.encode(text), codec };
+  }
+  if (codec === BodyCodec.Raw) {
+    if (!(value instanceof Uint8Array)) throw new TypeError('raw body must be a Uint8Array');
+    return { bytes: value, codec };
+  }
+  return { bytes: msgpackEncode(value, { ignoreUndefined: true }), codec: BodyCodec.Msgpack };
+}
+
+/** Decodes a body with the codec named by the frame flags. Throws ProtocolError if malformed. */
+export function decodeBody(bytes: Uint8Array, flags: number): unknown {
+  const codec = flags & 0x03;
+  if (codec === BodyCodec.None) return undefined;
+  if (codec === BodyCodec.Raw) return bytes.slice();
+  try {
+    if (codec === BodyCodec.Json) return JSON.parse(textDecoder.decode(bytes));
+    return msgpackDecode(bytes);
+  } catch (err) {
+    throw new ProtocolError(`body is not valid ${codec === BodyCodec.Json ? 'JSON' : 'msgpack'}`, { cause: err });
+  }
+}

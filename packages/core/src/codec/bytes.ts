@@ -1,0 +1,168 @@
+/**
+ * Pure byte-level helpers: a growable writer and a bounds-checked reader for the frame
+ * header fields (u8, varuint, utf-8 string). No I/O; every read failure is a ProtocolError.
+ */
+import { ProtocolError } from '../errors.js';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+/** Bytes needed by the LEB128 varuint encoding of n. */
+export function varuintSize(n: number): number {
+  let size = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    size++;
+  }
+  return size;
+}
+
+/** A growable byte buffer, reused across batches (`reset`), written front to back. */
+export class ByteWriter {
+  buf: Uint8Array;
+  view: DataView;
+  pos = 0;
+
+  constructor(initialSize = 16 * 1024) {
+    this.buf = new Uint8Array(initialSize);
+    this.view = new DataView(this.buf.buffer);
+  }
+
+  ensure(extra: number): void {
+    const need = this.pos + extra;
+    if (need <= this.buf.length) return;
+    let size = this.buf.length * 2;
+    while (size < need) size *= 2;
+    const next = new Uint8Array(size);
+    next.set(this.buf.subarray(0, this.pos));
+    this.buf = next;
+    this.view = new DataView(next.buffer);
+  }
+
+  u8(n: number): void {
+    this.ensure(1);
+    this.buf[this.pos++] = n;
+  }
+
+  u32(n: number): void {
+    this.ensure(4);
+    this.view.setUint32(this.pos, n, true);
+    this.pos += 4;
+  }
+
+  setU32(at: number, n: number): void {
+    this.view.setUint32(at, n, true);
+  }
+
+  varuint(n: number): void {
+    this.ensure(8);
+    const buf = this.buf;
+    while (n >= 0x80) {
+      buf[this.pos++] = (n % 128) | 0x80;
+      n = Math.floor(n / 128);
+    }
+    buf[this.pos++] = n;
+  }
+
+  /** A varuint byte length followed by the UTF-8 bytes. */
+  str(s: string): void {
+    const len = s.length;
+    if (len === 0) {
+      this.u8(0);
+      return;
+    }
+    // ASCII fast path: most names, topics and codes are short ASCII.
+    if (len < 128) {
+      this.ensure(1 + len * 3);
+      const buf = this.buf;
+      const start = this.pos + 1;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        buf[start + i] = c;
+      }
+      if (i === len) {
+        buf[this.pos] = len;
+        this.pos = start + len;
+        return;
+      }
+    }
+    const max = len * 3;
+    const prefix = varuintSize(max);
+    this.ensure(prefix + max);
+    const { written } = encoder.encodeInto(s, this.buf.subarray(this.pos + prefix));
+    const actual = varuintSize(written);
+    if (actual !== prefix) this.buf.copyWithin(this.pos + actual, this.pos + prefix, this.pos + prefix + written);
+    this.varuint(written);
+    this.pos += written;
+  }
+
+  bytes(b: Uint8Array): void {
+    this.ensure(b.length);
+    this.buf.set(b, this.pos);
+    this.pos += b.length;
+  }
+
+  /** A copy of what was written; the writer can then be reset and reused. */
+  take(): Uint8Array {
+    const out = this.buf.slice(0, this.pos);
+    this.pos = 0;
+    return out;
+  }
+}
+
+/** Reads fields from `buf[pos, end)`; never reads past `end`. */
+export class ByteReader {
+  constructor(
+    readonly buf: Uint8Array,
+    public pos: number,
+    readonly end: number,
+  ) {}
+
+  u8(field: string): number {
+    if (this.pos >= this.end) throw new ProtocolError(`truncated ${field}`);
+    return this.buf[this.pos++]!;
+  }
+
+  varuint(field: string): number {
+    let result = 0;
+    let mul = 1;
+    for (let i = 0; i < 8; i++) {
+      if (this.pos >= this.end) throw new ProtocolError(`truncated ${field}`);
+      const b = this.buf[this.pos++]!;
+      result += (b & 0x7f) * mul;
+      if (b < 0x80) {
+        if (result > Number.MAX_SAFE_INTEGER) throw new ProtocolError(`${field} exceeds 2^53`);
+        return result;
+      }
+      mul *= 128;
+    }
+    throw new ProtocolError(`${field} varuint longer than 8 bytes`);
+  }
+
+  str(field: string): string {
+    const len = this.varuint(`${field} length`);
+    if (len > this.end - this.pos) throw new ProtocolError(`${field} length ${len} exceeds frame`);
+    const start = this.pos;
+    this.pos += len;
+    if (len < 64) {
+      let s = '';
+      for (let i = start; i < start + len; i++) {
+        const c = this.buf[i]!;
+        if (c >= 0x80) return decodeUtf8(this.buf.subarray(start, start + len), field);
+        s += String.fromCharCode(c);
+      }
+      return s;
+    }
+    return decodeUtf8(this.buf.subarray(start, start + len), field);
+  }
+}
+
+function decodeUtf8(bytes: Uint8Array, field: string): string {
+  try {
+    return decoder.decode(bytes);
+  } catch {
+    throw new ProtocolError(`${field} is not valid UTF-8`);
+  }
+}

@@ -1,0 +1,200 @@
+/**
+ * Frame kinds, their header fields, and the batch framing. See docs/protocol.md for the byte
+ * layout. A frame is `kind u8 | flags u8 | header fields | body`; the body is opaque bytes
+ * encoded once by the sender (codec in the flags) and never decoded by the Router.
+ */
+import { ProtocolError } from '../errors.js';
+import { ByteReader, ByteWriter } from './bytes.js';
+
+/** Protocol version carried by HELLO. A Router refuses any other. */
+export const PROTOCOL_VERSION = 1;
+
+/** Frame kinds on the wire. */
+export const Kind = {
+  Hello: 0x01,
+  Welcome: 0x02,
+  Bye: 0x03,
+  Ping: 0x04,
+  Pong: 0x05,
+  Msg: 0x10,
+  Ack: 0x11,
+  Req: 0x12,
+  Rep: 0x13,
+  Pub: 0x14,
+  Bcast: 0x15,
+  Sub: 0x20,
+  Unsub: 0x21,
+  Join: 0x22,
+  Leave: 0x23,
+  Peers: 0x24,
+  Watch: 0x25,
+  Presence: 0x26,
+  Ok: 0x27,
+  Err: 0x28,
+} as const;
+export type Kind = (typeof Kind)[keyof typeof Kind];
+export type KindName = keyof typeof Kind;
+
+/** Body codec, in the low two bits of the flags byte. */
+export const BodyCodec = { None: 0, Msgpack: 1, Json: 2, Raw: 3 } as const;
+export type BodyCodec = (typeof BodyCodec)[keyof typeof BodyCodec];
+
+/** Ack status values. */
+export const AckStatus = { Ok: 0, Limit: 1, Gap: 2, NoRoute: 3 } as const;
+export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
+
+/** Presence event values. */
+export const PresenceEvent = { Join: 1, Leave: 2 } as const;
+
+type FieldType = 'u8' | 'uint' | 'str';
+interface Schema {
+  readonly fields: readonly (readonly [string, FieldType])[];
+  /** Whether frames of this kind may carry a body. */
+  readonly body: boolean;
+}
+
+/** The header fields of each kind, in wire order. The single source of truth for the codec. */
+export const schemas = {
+  [Kind.Hello]: { fields: [['version', 'uint'], ['name', 'str'], ['namespace', 'str'], ['secret', 'str'], ['token', 'str']], body: false },
+  [Kind.Welcome]: { fields: [['id', 'str'], ['name', 'str'], ['namespace', 'str'], ['maxFrame', 'uint']], body: false },
+  [Kind.Bye]: { fields: [['code', 'str'], ['message', 'str']], body: false },
+  [Kind.Ping]: { fields: [['nonce', 'uint']], body: false },
+  [Kind.Pong]: { fields: [['nonce', 'uint']], body: false },
+  [Kind.Msg]: { fields: [['ref', 'uint'], ['to', 'str'], ['from', 'str'], ['origin', 'str'], ['seq', 'uint'], ['base', 'uint'], ['sentAt', 'uint']], body: true },
+  [Kind.Ack]: { fields: [['to', 'str'], ['from', 'str'], ['origin', 'str'], ['seq', 'uint'], ['status', 'u8']], body: false },
+  [Kind.Req]: { fields: [['to', 'str'], ['from', 'str'], ['id', 'uint'], ['timeout', 'uint']], body: true },
+  [Kind.Rep]: { fields: [['to', 'str'], ['from', 'str'], ['id', 'uint'], ['code', 'str'], ['message', 'str']], body: true },
+  [Kind.Pub]: { fields: [['topic', 'str'], ['from', 'str']], body: true },
+  [Kind.Bcast]: { fields: [['ref', 'uint'], ['to', 'str'], ['from', 'str']], body: true },
+  [Kind.Sub]: { fields: [['ref', 'uint'], ['pattern', 'str']], body: false },
+  [Kind.Unsub]: { fields: [['ref', 'uint'], ['pattern', 'str']], body: false },
+  [Kind.Join]: { fields: [['ref', 'uint'], ['group', 'str']], body: false },
+  [Kind.Leave]: { fields: [['ref', 'uint'], ['group', 'str']], body: false },
+  [Kind.Peers]: { fields: [['ref', 'uint']], body: false },
+  [Kind.Watch]: { fields: [['ref', 'uint'], ['on', 'u8']], body: false },
+  [Kind.Presence]: { fields: [['event', 'u8'], ['name', 'str'], ['id', 'str']], body: false },
+  [Kind.Ok]: { fields: [['ref', 'uint']], body: true },
+  [Kind.Err]: { fields: [['ref', 'uint'], ['code', 'str'], ['message', 'str']], body: false },
+} as const satisfies Record<Kind, Schema>;
+
+type Schemas = typeof schemas;
+type FieldValue<T extends FieldType> = T extends 'str' ? string : number;
+type FieldsOf<F> = F extends readonly (readonly [string, FieldType])[]
+  ? { [E in F[number] as E[0]]: FieldValue<E[1]> }
+  : never;
+
+/** A decoded (or to-be-encoded) frame of kind K: its header fields, flags and body. */
+export type FrameOf<K extends Kind> = { kind: K; flags: number; body: Uint8Array } & FieldsOf<Schemas[K]['fields']>;
+/** Any frame. */
+export type Frame = { [K in Kind]: FrameOf<K> }[Kind];
+
+const EMPTY = new Uint8Array(0);
+export { EMPTY as EMPTY_BODY };
+
+const kindNames = new Map<number, KindName>(Object.entries(Kind).map(([k, v]) => [v, k as KindName]));
+/** Human name of a kind number (for traces and errors). */
+export function kindName(kind: number): string {
+  return kindNames.get(kind) ?? `0x${kind.toString(16)}`;
+}
+
+/** Builds a frame with an empty body and zero flags unless given. */
+export function frame<K extends Kind>(
+  kind: K,
+  fields: FieldsOf<Schemas[K]['fields']>,
+  body: Uint8Array = EMPTY,
+  flags = 0,
+): FrameOf<K> {
+  return { kind, flags, body, ...fields } as FrameOf<K>;
+}
+
+/** Appends one frame (without the batch length prefix) to `w`. */
+export function writeFrame(w: ByteWriter, f: Frame): void {
+  const schema: Schema = schemas[f.kind];
+  w.u8(f.kind);
+  w.u8(f.flags);
+  const values = f as unknown as Record<string, string | number>;
+  for (const [name, type] of schema.fields) {
+    const v = values[name];
+    if (type === 'str') w.str(v as string);
+    else if (type === 'uint') w.varuint(v as number);
+    else w.u8(v as number);
+  }
+  if (f.body.length > 0) w.bytes(f.body);
+}
+
+/**
+ * Decodes one frame occupying `buf[start, end)`. The body is a view into `buf` (no copy).
+ * Throws ProtocolError naming the broken rule.
+ */
+export function decodeFrame(buf: Uint8Array, start: number, end: number): Frame {
+  if (end - start < 2) throw new ProtocolError('frame shorter than 2 bytes');
+  const kind = buf[start]!;
+  const flags = buf[start + 1]!;
+  const schema: Schema | undefined = (schemas as Record<number, Schema>)[kind];
+  if (schema === undefined) throw new ProtocolError(`unknown frame kind 0x${kind.toString(16)}`);
+  if ((flags & ~0x03) !== 0) throw new ProtocolError(`reserved flag bits set (0x${flags.toString(16)})`);
+  const r = new ByteReader(buf, start + 2, end);
+  const out: Record<string, unknown> = { kind, flags };
+  const name = kindName(kind);
+  for (const [field, type] of schema.fields) {
+    const label = `${name}.${field}`;
+    out[field] = type === 'str' ? r.str(label) : type === 'uint' ? r.varuint(label) : r.u8(label);
+  }
+  const body = buf.subarray(r.pos, end);
+  if (body.length > 0 && !schema.body) throw new ProtocolError(`${name} frame carries a body`);
+  if (body.length > 0 && (flags & 0x03) === BodyCodec.None) throw new ProtocolError(`${name} body without a codec`);
+  out['body'] = body;
+  return out as Frame;
+}
+
+/** Encodes a single frame as a complete one-frame batch (used for fan-out and tests). */
+export function encodeFrame(f: Frame): Uint8Array {
+  const w = new ByteWriter(64 + f.body.length);
+  writeFramed(w, f);
+  return w.take();
+}
+
+/** Appends `[u32 length][frame]` to `w`: the unit of a batch. */
+export function writeFramed(w: ByteWriter, f: Frame): void {
+  const at = w.pos;
+  w.u32(0);
+  writeFrame(w, f);
+  w.setU32(at, w.pos - at - 4);
+}
+
+/** Encodes frames into one batch (one transport message). */
+export function encodeBatch(frames: readonly Frame[]): Uint8Array {
+  const w = new ByteWriter();
+  for (const f of frames) writeFramed(w, f);
+  return w.take();
+}
+
+/**
+ * Decodes a batch, calling `onFrame` for each frame in order. Throws ProtocolError on the first
+ * malformed frame (earlier frames of the batch have already been delivered: they were valid).
+ * `maxFrame` bounds each frame's length; exceeding it is a ProtocolError with `limit` set.
+ */
+export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Frame) => void): void {
+  if (data.length === 0) throw new ProtocolError('empty message');
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  let pos = 0;
+  while (pos < data.length) {
+    if (data.length - pos < 4) throw new ProtocolError('truncated frame length');
+    const len = view.getUint32(pos, true);
+    pos += 4;
+    if (len > maxFrame) throw new FrameTooLargeError(len, maxFrame);
+    if (len > data.length - pos) throw new ProtocolError(`frame length ${len} exceeds message`);
+    onFrame(decodeFrame(data, pos, pos + len));
+    pos += len;
+  }
+}
+
+/** A frame longer than the allowed maximum; the connection is closed with LIMIT. */
+export class FrameTooLargeError extends ProtocolError {
+  constructor(
+    readonly size: number,
+    readonly max: number,
+  ) {
+    super(`frame of ${size} bytes exceeds the ${max}-byte limit`);
+  }
+}

@@ -1,0 +1,124 @@
+/**
+ * A Connection puts frames on a Transport: frames written in the same tick are batched into one
+ * transport message (flushed at the end of the tick, or as soon as the batch passes
+ * `flushBytes`), and each incoming message is decoded into frames in order.
+ */
+import { ByteWriter } from './codec/bytes.js';
+import { decodeBatch, FrameTooLargeError, writeFramed, type Frame } from './codec/frames.js';
+import { ProtocolError } from './errors.js';
+import type { CloseInfo, Transport } from './transport/transport.js';
+import { CloseCode } from './transport/transport.js';
+
+export interface ConnectionOptions {
+  /** Largest frame accepted from the other end. @default 1048576 */
+  maxFrameBytes?: number;
+  /** A batch is flushed once it holds this many bytes, without waiting for the tick to end. @default 65536 */
+  flushBytes?: number;
+}
+
+export interface ConnectionHandlers {
+  frame(f: Frame): void;
+  /** A message broke the protocol. The connection is not closed by itself: the owner decides. */
+  protocolError(err: ProtocolError): void;
+  drain(): void;
+  close(info: CloseInfo): void;
+}
+
+export const DEFAULT_MAX_FRAME = 1024 * 1024;
+
+export class Connection {
+  readonly transport: Transport;
+  readonly maxFrameBytes: number;
+  readonly #flushBytes: number;
+  readonly #w = new ByteWriter(16 * 1024);
+  #scheduled = false;
+  #closed = false;
+  /** Frames and bytes written, for stats. */
+  framesOut = 0;
+  bytesOut = 0;
+  framesIn = 0;
+  bytesIn = 0;
+
+  constructor(transport: Transport, handlers: ConnectionHandlers, options: ConnectionOptions = {}) {
+    this.transport = transport;
+    this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME;
+    this.#flushBytes = options.flushBytes ?? 64 * 1024;
+    const onFrame = (f: Frame): void => {
+      this.framesIn++;
+      handlers.frame(f);
+    };
+    transport.listen({
+      message: (data) => {
+        if (this.#closed) return;
+        this.bytesIn += data.length;
+        try {
+          decodeBatch(data, this.maxFrameBytes, onFrame);
+        } catch (err) {
+          if (err instanceof ProtocolError) handlers.protocolError(err);
+          else throw err;
+        }
+      },
+      drain: () => handlers.drain(),
+      close: (info) => {
+        this.#closed = true;
+        handlers.close(info);
+      },
+    });
+  }
+
+  get open(): boolean {
+    return !this.#closed && this.transport.status === 'open';
+  }
+
+  /** Bytes queued in this connection's batch plus the transport's buffer. */
+  get bufferedAmount(): number {
+    return this.#w.pos + this.transport.bufferedAmount;
+  }
+
+  /** Queues a frame for the current batch. Returns false if the connection is closed. */
+  write(f: Frame): boolean {
+    if (!this.open) return false;
+    writeFramed(this.#w, f);
+    this.framesOut++;
+    this.#afterWrite();
+    return true;
+  }
+
+  /** Queues an already encoded `[u32 length][frame]` unit (a fan-out frame encoded once). */
+  writeEncoded(unit: Uint8Array): boolean {
+    if (!this.open) return false;
+    this.#w.bytes(unit);
+    this.framesOut++;
+    this.#afterWrite();
+    return true;
+  }
+
+  #afterWrite(): void {
+    if (this.#w.pos >= this.#flushBytes) this.flush();
+    else if (!this.#scheduled) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.flush();
+      });
+    }
+  }
+
+  /** Sends the pending batch now. */
+  flush(): void {
+    if (this.#w.pos === 0 || !this.open) return;
+    const data = this.#w.take();
+    this.bytesOut += data.length;
+    this.transport.send(data);
+  }
+
+  /** Flushes, then closes the transport. */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+    this.transport.close({ code, reason });
+  }
+}
+
+export { FrameTooLargeError };

@@ -1,0 +1,42 @@
+/**
+ * @missive/core — the public API. Transport-agnostic: no Node built-ins, no DOM-only APIs.
+ * Node and browser entry points (`@missive/node`, `@missive/browser`) add real transports.
+ */
+export {
+  MissiveError,
+  TimeoutError,
+  ClosedError,
+  NoRouteError,
+  RemoteError,
+  AuthError,
+  NameTakenError,
+  LimitError,
+  ProtocolError,
+  ErrorCode,
+  errorFromCode,
+} from './errors.js';
+export { Peer, createPeer } from './peer.js';
+export type {
+  PeerOptions,
+  PeerEvents,
+  PeerInfo,
+  RequestContext,
+  RequestOptions,
+  SendOptions,
+  PublishMeta,
+  Subscription,
+} from './peer.js';
+export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
+export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
+export { Router, patternCovers } from './router.js';
+export type { RouterOptions, RouterLimits, RouterEvents, AuthHook, AuthRequest, AuthGrant, ConnectionInfo } from './router.js';
+export { MemoryStore } from './outbox.js';
+export type { OutboxStore, OutboxEntry, OutboxState } from './outbox.js';
+export { memoryTransportPair } from './transport/memory.js';
+export type { MemoryTransportOptions } from './transport/memory.js';
+export { CloseCode } from './transport/transport.js';
+export type { Transport, TransportHandlers, TransportStatus, CloseInfo } from './transport/transport.js';
+export { matchTopic } from './topics.js';
+export type { TraceEvent, TraceType } from './trace.js';
+export type { CodecName } from './codec/body.js';
+export { PROTOCOL_VERSION } from './codec/frames.js';

@@ -1,0 +1,875 @@
+/**
+ * A Peer is one endpoint: it talks to a Router over any Transport. Its API is the same in Node
+ * and the browser and over every transport.
+ */
+import { decode as msgpackDecode } from '@msgpack/msgpack';
+import { checkAddress, checkName, DEFAULT_PORT, splitAddress } from './address.js';
+import { codecFlag, decodeBody, encodeBody, type CodecName } from './codec/body.js';
+import { AckStatus, BodyCodec, frame, Kind, kindName, PresenceEvent, PROTOCOL_VERSION, type Frame, type FrameOf } from './codec/frames.js';
+import { Connection } from './connection.js';
+import { Emitter } from './emitter.js';
+import {
+  ClosedError,
+  ErrorCode,
+  errorFromCode,
+  LimitError,
+  MissiveError,
+  NoRouteError,
+  ProtocolError,
+  RemoteError,
+  TimeoutError,
+} from './errors.js';
+import { DEFAULT_MAILBOX_CAPACITY, Mailbox, type Message } from './mailbox.js';
+import { MemoryStore, type OutboxEntry, type OutboxStore } from './outbox.js';
+import { checkPattern, checkTopic, matchTopic } from './topics.js';
+import type { TraceEvent } from './trace.js';
+import type { CloseInfo, Transport } from './transport/transport.js';
+import { CloseCode } from './transport/transport.js';
+
+export interface PeerOptions {
+  /** Unique name in the namespace; omit for an anonymous peer (reachable by its `id`). */
+  name?: string;
+  /** @default 'default' */
+  namespace?: string;
+  /** Shared secret for the relay's auth. */
+  secret?: string;
+  /** Signed token for the relay's auth. */
+  token?: string;
+  /** Codec for bodies this peer sends. @default 'msgpack' */
+  codec?: CodecName;
+  /** Capacity of mailboxes created without an explicit one. @default 1000 */
+  mailboxCapacity?: number;
+  /** Default request deadline in ms. @default 10000 */
+  requestTimeout?: number;
+  /** Most requests awaiting a reply at once; more reject with LIMIT. @default 10000 */
+  maxPendingRequests?: number;
+  /** Most unacknowledged `send`s held in the outbox; more reject with LIMIT. @default 10000 */
+  outboxCapacity?: number;
+  /** Most unacked messages in flight per destination; the rest wait in the outbox. @default 512 */
+  sendWindow?: number;
+  /** Outbox and dedup storage. @default new MemoryStore() */
+  store?: OutboxStore;
+  /** Handshake deadline in ms. @default 10000 */
+  connectTimeout?: number;
+}
+
+/** Metadata passed to request handlers. */
+export interface RequestContext {
+  /** Requester's name or id. */
+  from: string;
+  /** The address the request was sent to. */
+  to: string;
+  /** Aborted at the requester's deadline or when the link closes. */
+  signal: AbortSignal;
+  /** The requester's deadline, ms since the epoch. */
+  deadline: number;
+}
+
+/** Metadata passed to subscription handlers. */
+export interface PublishMeta {
+  topic: string;
+  from: string;
+}
+
+export interface RequestOptions {
+  /** Deadline in ms. @default the peer's requestTimeout (10000) */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface SendOptions {
+  /** Resolves only once the message is acked by the receiver, instead of once queued. */
+  waitForDelivery?: boolean;
+}
+
+/** A live subscription. */
+export interface Subscription {
+  readonly pattern: string;
+  /** Resolves once the relay has the subscription (publishes after that are seen). */
+  readonly ready: Promise<void>;
+  unsubscribe(): void;
+}
+
+export interface PeerInfo {
+  name: string;
+  id: string;
+}
+
+export interface PeerEvents {
+  /** The receiver acked a `send`. Fires once per message. */
+  delivered: { id: string; to: string };
+  /** A `send` was settled without delivery (no such peer or mailbox); it left the outbox. */
+  undeliverable: { id: string; to: string; error: MissiveError };
+  'peer-join': PeerInfo;
+  'peer-leave': PeerInfo;
+  trace: TraceEvent;
+  /** An asynchronous failure with no caller to reject: a refused publish, a throwing subscriber. */
+  error: Error;
+  /** The link closed. `error` says why when it was not this peer's own `close()`. */
+  close: { code: number; reason: string; error?: Error };
+}
+
+type Handler<B, R> = (body: B, ctx: RequestContext) => R | Promise<R>;
+
+interface PendingRequest {
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+  timer: ReturnType<typeof setTimeout>;
+  cleanup(): void;
+}
+
+interface Control {
+  resolve(body: Uint8Array, flags: number): void;
+  reject(err: Error): void;
+}
+
+interface DestQueue {
+  /** Unacked entries in seq order. */
+  entries: OutboxEntry[];
+  /** How many leading entries were transmitted in the current round. */
+  sent: number;
+  /** Set while waiting to retransmit after a refusal. */
+  retry: ReturnType<typeof setTimeout> | undefined;
+  backoff: number;
+}
+
+interface LocalSub {
+  pattern: string;
+  handler: (body: unknown, meta: PublishMeta) => void;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+const RETRY_MIN = 20;
+const RETRY_MAX = 1000;
+/** Receiver dedup streams remembered in memory (oldest forgotten first). */
+const MAX_DEDUP_STREAMS = 10_000;
+
+/**
+ * Connects a Peer over a transport to a Router: sends HELLO and resolves after WELCOME.
+ * Rejects with AuthError, NameTakenError, ProtocolError or ClosedError (with the cause).
+ */
+export function createPeer(transport: Transport, options: PeerOptions = {}): Promise<Peer> {
+  return Peer.connect(transport, options);
+}
+
+export class Peer extends Emitter<PeerEvents> {
+  /** Relay-assigned id, unique in the relay. */
+  readonly id: string;
+  /** The name, if the peer has one. */
+  readonly name: string | undefined;
+  readonly namespace: string;
+
+  readonly #conn: Connection;
+  readonly #codec: BodyCodec;
+  readonly #opts: Required<Omit<PeerOptions, 'name' | 'namespace' | 'secret' | 'token' | 'store' | 'codec'>>;
+  readonly #store: OutboxStore;
+  readonly #origin: string;
+  readonly #mailboxes = new Map<string, Mailbox>();
+  readonly #handlers = new Map<string, Handler<unknown, unknown>>();
+  readonly #pending = new Map<number, PendingRequest>();
+  readonly #controls = new Map<number, Control>();
+  /** Msg refs in flight → entry id. */
+  readonly #msgRefs = new Map<number, OutboxEntry>();
+  readonly #dests = new Map<string, DestQueue>();
+  readonly #seqs: Map<string, number>;
+  readonly #dedup: Map<string, number>;
+  readonly #subs = new Map<string, { subs: Set<LocalSub>; ready: Promise<void> }>();
+  readonly #deliveryWaiters = new Map<string, Waiter>();
+  readonly #handling = new Set<AbortController>();
+  #outboxSize = 0;
+  #nextRef = 1;
+  #nextReq = 1;
+  #nextBcast = 0;
+  #watching = false;
+  #closed: ClosedError | undefined;
+  #bye: { code: string; message: string } | undefined;
+
+  private constructor(
+    conn: Connection,
+    welcome: FrameOf<typeof Kind.Welcome>,
+    options: PeerOptions,
+    store: OutboxStore,
+    state: { origin: string; entries: OutboxEntry[]; seqs: Map<string, number>; dedup: Map<string, number> },
+  ) {
+    super();
+    this.#conn = conn;
+    this.id = welcome.id;
+    this.name = welcome.name || undefined;
+    this.namespace = welcome.namespace;
+    this.#codec = codecFlag(options.codec ?? 'msgpack');
+    this.#opts = {
+      mailboxCapacity: options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY,
+      requestTimeout: options.requestTimeout ?? 10_000,
+      maxPendingRequests: options.maxPendingRequests ?? 10_000,
+      outboxCapacity: options.outboxCapacity ?? 10_000,
+      sendWindow: options.sendWindow ?? 512,
+      connectTimeout: options.connectTimeout ?? 10_000,
+    };
+    this.#store = store;
+    this.#origin = state.origin;
+    this.#seqs = state.seqs;
+    this.#dedup = state.dedup;
+    this.#mailboxes.set(DEFAULT_PORT, new Mailbox(DEFAULT_PORT, this.#opts.mailboxCapacity));
+    for (const e of state.entries) this.#enqueue(e);
+  }
+
+  /** See {@link createPeer}. */
+  static async connect(transport: Transport, options: PeerOptions = {}): Promise<Peer> {
+    if (options.name !== undefined) {
+      const bad = checkName(options.name);
+      if (bad) {
+        transport.close({ code: CloseCode.NORMAL, reason: 'invalid name' });
+        throw new TypeError(bad);
+      }
+    }
+    const store = options.store ?? new MemoryStore();
+    const state = await store.open();
+    return new Promise<Peer>((resolve, reject) => {
+      let peer: Peer | undefined;
+      let bye: { code: string; message: string } | undefined;
+      const fail = (err: Error): void => {
+        clearTimeout(timer);
+        conn.close(CloseCode.NORMAL, 'handshake failed');
+        reject(err);
+      };
+      const timer = setTimeout(() => fail(new TimeoutError('handshake timed out')), options.connectTimeout ?? 10_000);
+      const conn: Connection = new Connection(transport, {
+        frame: (f) => {
+          if (peer) return peer.#onFrame(f);
+          if (f.kind === Kind.Welcome) {
+            clearTimeout(timer);
+            peer = new Peer(conn, f, options, store, state);
+            resolve(peer);
+            peer.#resendAll();
+          } else if (f.kind === Kind.Bye) bye = { code: f.code, message: f.message };
+          else fail(new ProtocolError(`${kindName(f.kind)} before WELCOME`));
+        },
+        protocolError: (err) => (peer ? peer.#protocolError(err) : fail(err)),
+        drain: () => {},
+        close: (info) => {
+          if (peer) return peer.#onClose(info);
+          clearTimeout(timer);
+          reject(bye ? errorFromCode(bye.code, bye.message) : new ClosedError(`connection closed during handshake: ${info.reason || info.code}`, { cause: info.error }));
+        },
+      });
+      conn.write(
+        frame(Kind.Hello, {
+          version: PROTOCOL_VERSION,
+          name: options.name ?? '',
+          namespace: options.namespace ?? '',
+          secret: options.secret ?? '',
+          token: options.token ?? '',
+        }),
+      );
+    });
+  }
+
+  /** Whether the link is up. */
+  get connected(): boolean {
+    return this.#closed === undefined && this.#conn.open;
+  }
+
+  /** Unacknowledged messages in the outbox. */
+  get outboxSize(): number {
+    return this.#outboxSize;
+  }
+
+  // ---- mailboxes and send -------------------------------------------------------------------
+
+  /**
+   * The mailbox for `port` (default `inbox`), created on first use. Messages to a port whose
+   * mailbox was never opened are refused with NO_ROUTE, except `inbox`, which always exists.
+   */
+  mailbox<T = unknown>(port: string = DEFAULT_PORT, options: { capacity?: number } = {}): Mailbox<T> {
+    let m = this.#mailboxes.get(port);
+    if (!m) {
+      m = new Mailbox(port, options.capacity ?? this.#opts.mailboxCapacity);
+      if (this.#closed) m.close(this.#closed);
+      this.#mailboxes.set(port, m);
+    }
+    return m as Mailbox<T>;
+  }
+
+  /** Waits for the next message in the `inbox` mailbox. Shorthand for `mailbox().receive(options)`. */
+  receive<T = unknown>(options?: Parameters<Mailbox<T>['receive']>[0]): Promise<Message<T>> {
+    return this.mailbox<T>().receive(options);
+  }
+
+  /**
+   * Sends a message to a named peer's mailbox (`name` or `name/port`). Resolves with the message
+   * id once it is queued in the outbox; `delivered` fires when the receiver acks it. Rejects with
+   * LIMIT when the outbox is full, CLOSED after `close()`, TypeError for a bad address or body.
+   */
+  async send(to: string, body: unknown, options: SendOptions = {}): Promise<string> {
+    if (this.#closed) throw new ClosedError('peer is closed', { cause: this.#closed });
+    const bad = checkAddress(to);
+    if (bad) throw new TypeError(bad);
+    if (this.#outboxSize >= this.#opts.outboxCapacity) {
+      throw new LimitError(`outbox full (${this.#opts.outboxCapacity} unacknowledged messages)`);
+    }
+    const { bytes, codec } = encodeBody(body, this.#codec);
+    const dest = splitAddress(to).name;
+    const seq = (this.#seqs.get(dest) ?? 0) + 1;
+    this.#seqs.set(dest, seq);
+    const entry: OutboxEntry = { id: `${this.#origin}:${seq}:${dest}`, to, dest, seq, sentAt: Date.now(), body: bytes, flags: codec };
+    this.#outboxSize++;
+    const delivered = options.waitForDelivery ? this.#waitDelivery(entry.id) : undefined;
+    try {
+      await this.#store.append(entry);
+    } catch (err) {
+      this.#outboxSize--;
+      throw err;
+    }
+    this.#enqueue(entry);
+    this.#pump(dest);
+    if (delivered) await delivered;
+    return entry.id;
+  }
+
+  #waitDelivery(id: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => this.#deliveryWaiters.set(id, { resolve, reject }));
+  }
+
+  #enqueue(entry: OutboxEntry): void {
+    let q = this.#dests.get(entry.dest);
+    if (!q) this.#dests.set(entry.dest, (q = { entries: [], sent: 0, retry: undefined, backoff: RETRY_MIN }));
+    q.entries.push(entry);
+  }
+
+  /** Transmits entries for `dest` up to the window. */
+  #pump(dest: string): void {
+    const q = this.#dests.get(dest);
+    if (!q || q.retry !== undefined || !this.connected) return;
+    const limit = Math.min(q.entries.length, this.#opts.sendWindow);
+    while (q.sent < limit) {
+      const e = q.entries[q.sent++]!;
+      const ref = this.#nextRef++;
+      this.#msgRefs.set(ref, e);
+      const base = q.entries[0]!.seq;
+      this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags));
+      if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Msg', id: e.id, to: e.to, size: e.body.length, at: Date.now() });
+    }
+  }
+
+  #resendAll(): void {
+    for (const dest of this.#dests.keys()) this.#pump(dest);
+  }
+
+  /** Removes an entry from the outbox (acked or settled). Returns false if it was not there. */
+  #settle(dest: string, seq: number): OutboxEntry | undefined {
+    const q = this.#dests.get(dest);
+    if (!q) return undefined;
+    const i = q.entries.findIndex((e) => e.seq === seq);
+    if (i < 0) return undefined;
+    const [e] = q.entries.splice(i, 1);
+    if (i < q.sent) q.sent--;
+    if (q.entries.length === 0 && q.retry === undefined) this.#dests.delete(dest);
+    this.#outboxSize--;
+    void this.#store.ack(e!.id).catch((err: unknown) => this.#emitError(err));
+    return e;
+  }
+
+  #onAck(f: FrameOf<typeof Kind.Ack>): void {
+    if (f.origin !== this.#origin) return;
+    const dest = this.#destOf(f);
+    if (dest === undefined) return; // a duplicate ack: the message was already settled
+    if (f.status === AckStatus.Ok) {
+      const e = this.#settle(dest, f.seq);
+      if (!e) return;
+      const q = this.#dests.get(dest);
+      if (q) q.backoff = RETRY_MIN;
+      if (this.listens('trace')) this.emit('trace', { type: 'ack', kind: 'Ack', id: e.id, from: f.from, to: e.to, at: Date.now() });
+      this.emit('delivered', { id: e.id, to: e.to });
+      this.#deliveryWaiters.get(e.id)?.resolve();
+      this.#deliveryWaiters.delete(e.id);
+      this.#pump(dest);
+    } else if (f.status === AckStatus.NoRoute) {
+      const e = this.#settle(dest, f.seq);
+      if (e) this.#undeliverable(e, new NoRouteError(`no mailbox "${splitAddress(e.to).port}" on "${e.dest}"`));
+    } else {
+      // LIMIT (mailbox full) or GAP (an earlier message was refused): retransmit in order later.
+      this.#rewind(dest);
+    }
+  }
+
+  /**
+   * The destination queue an ack belongs to. Acks come from the receiver's name, or its id if it
+   * has none; a message addressed by the other one is found by its sequence number.
+   */
+  #destOf(f: FrameOf<typeof Kind.Ack>): string | undefined {
+    if (this.#dests.get(f.from)?.entries.some((e) => e.seq === f.seq)) return f.from;
+    for (const [dest, q] of this.#dests) if (q.entries.some((e) => e.seq === f.seq)) return dest;
+    return undefined;
+  }
+
+  #rewind(dest: string): void {
+    const q = this.#dests.get(dest);
+    if (!q || q.retry !== undefined) return;
+    q.sent = 0;
+    const delay = q.backoff;
+    q.backoff = Math.min(q.backoff * 2, RETRY_MAX);
+    q.retry = setTimeout(() => {
+      q.retry = undefined;
+      if (q.entries.length === 0) this.#dests.delete(dest);
+      else this.#pump(dest);
+    }, delay);
+  }
+
+  #undeliverable(e: OutboxEntry, error: MissiveError): void {
+    if (this.listens('trace')) this.emit('trace', { type: 'drop', kind: 'Msg', id: e.id, to: e.to, reason: error.code, at: Date.now() });
+    this.emit('undeliverable', { id: e.id, to: e.to, error });
+    this.#deliveryWaiters.get(e.id)?.reject(error);
+    this.#deliveryWaiters.delete(e.id);
+    this.#pump(e.dest);
+  }
+
+  #onMsg(f: FrameOf<typeof Kind.Msg>): void {
+    const { name: dest, port } = splitAddress(f.to);
+    const ack = (status: number): void => {
+      this.#conn.write(frame(Kind.Ack, { to: f.from, from: '', origin: f.origin, seq: f.seq, status }));
+    };
+    const key = `${f.origin}\u0000${dest}`;
+    // The sender says every sequence number below `base` is settled, so a stream we have no
+    // state for (or whose gap was abandoned) restarts at `base`.
+    const hwm = Math.max(this.#dedup.get(key) ?? 0, f.base - 1);
+    if (f.seq <= (this.#dedup.get(key) ?? 0)) return ack(AckStatus.Ok); // duplicate: ack again, deliver nothing
+    if (f.seq !== hwm + 1) return ack(AckStatus.Gap);
+    const mailbox = this.#mailboxes.get(port);
+    if (!mailbox) {
+      this.#drop('Msg', f, 'NO_ROUTE');
+      return ack(AckStatus.NoRoute);
+    }
+    let body: unknown;
+    try {
+      body = decodeBody(f.body, f.flags);
+    } catch (err) {
+      // An undecodable body can never be delivered: settle it so the stream does not stall.
+      this.#emitError(err);
+      this.#remember(key, f.seq);
+      return ack(AckStatus.NoRoute);
+    }
+    const msg: Message = { id: `${f.origin}:${f.seq}:${dest}`, from: f.from, to: f.to, body, sentAt: f.sentAt };
+    if (!mailbox.offer(msg)) {
+      this.#drop('Msg', f, 'LIMIT');
+      return ack(AckStatus.Limit);
+    }
+    this.#remember(key, f.seq);
+    if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Msg', id: msg.id, from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+    void this.#store.setDedup(key, f.seq).then(
+      () => ack(AckStatus.Ok),
+      (err: unknown) => this.#emitError(err),
+    );
+  }
+
+  #remember(key: string, seq: number): void {
+    const d = this.#dedup;
+    d.delete(key);
+    d.set(key, seq);
+    if (d.size > MAX_DEDUP_STREAMS) d.delete(d.keys().next().value!);
+  }
+
+  // ---- request / reply ----------------------------------------------------------------------
+
+  /**
+   * Registers the handler for requests to `port` on this peer (replaces any earlier one).
+   * Its return value is the reply; if it throws, the requester gets a RemoteError carrying the
+   * thrown error's `code` (a string) and message. Returns a function that removes the handler.
+   */
+  handle<B = unknown, R = unknown>(port: string, handler: Handler<B, R>): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    this.#handlers.set(port, handler as Handler<unknown, unknown>);
+    return () => {
+      if (this.#handlers.get(port) === (handler as Handler<unknown, unknown>)) this.#handlers.delete(port);
+    };
+  }
+
+  /**
+   * Sends a request to `name/port` (a peer, or one member of a group) and resolves with the
+   * reply. Rejects with TimeoutError, ClosedError, NoRouteError, RemoteError or LimitError.
+   */
+  request<R = unknown>(address: string, body?: unknown, options: RequestOptions = {}): Promise<R> {
+    // Created now so the caller's stack is in the error, whenever it is thrown.
+    const timeout = options.timeout ?? this.#opts.requestTimeout;
+    const timeoutError = new TimeoutError(`request to ${address} got no reply within ${timeout} ms`);
+    if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
+    const bad = checkAddress(address);
+    if (bad) return Promise.reject(new TypeError(bad));
+    if (!Number.isFinite(timeout) || timeout <= 0) return Promise.reject(new TypeError('timeout must be a positive number of ms'));
+    if (this.#pending.size >= this.#opts.maxPendingRequests) {
+      return Promise.reject(new LimitError(`${this.#opts.maxPendingRequests} requests already pending`));
+    }
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let encoded: ReturnType<typeof encodeBody>;
+    try {
+      encoded = encodeBody(body, this.#codec);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const id = this.#nextReq++;
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = (): void => {
+        p.cleanup();
+        reject(signal!.reason);
+      };
+      const p: PendingRequest = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: setTimeout(() => {
+          p.cleanup();
+          reject(timeoutError);
+        }, timeout),
+        cleanup: () => {
+          clearTimeout(p.timer);
+          signal?.removeEventListener('abort', onAbort);
+          this.#pending.delete(id);
+        },
+      };
+      this.#pending.set(id, p);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#conn.write(frame(Kind.Req, { to: address, from: '', id, timeout }, encoded.bytes, encoded.codec));
+      if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Req', id: String(id), to: address, size: encoded.bytes.length, at: Date.now() });
+    });
+  }
+
+  #onRep(f: FrameOf<typeof Kind.Rep>): void {
+    const p = this.#pending.get(f.id);
+    if (!p) return; // timed out or aborted already
+    p.cleanup();
+    if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Rep', id: String(f.id), from: f.from, size: f.body.length, at: Date.now() });
+    if (f.code === '') {
+      try {
+        p.resolve(decodeBody(f.body, f.flags));
+      } catch (err) {
+        p.reject(err);
+      }
+    } else if (f.code === ErrorCode.REMOTE || f.code.startsWith('REMOTE:')) {
+      p.reject(new RemoteError(f.code.slice(7) || 'ERROR', f.message));
+    } else {
+      p.reject(errorFromCode(f.code, f.message));
+    }
+  }
+
+  async #onReq(f: FrameOf<typeof Kind.Req>): Promise<void> {
+    const port = splitAddress(f.to).port;
+    const reply = (code: string, message: string, value?: unknown): void => {
+      let bytes: Uint8Array;
+      let codec: number;
+      try {
+        ({ bytes, codec } = encodeBody(value, this.#codec));
+      } catch (err) {
+        code = 'REMOTE:ENCODE';
+        message = `reply could not be encoded: ${err instanceof Error ? err.message : String(err)}`;
+        bytes = new Uint8Array(0);
+        codec = BodyCodec.None;
+      }
+      this.#conn.write(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message }, bytes, codec));
+    };
+    const handler = this.#handlers.get(port);
+    if (!handler) {
+      this.#drop('Req', f, 'NO_ROUTE');
+      return reply(ErrorCode.NO_ROUTE, `no handler for "${port}" on ${this.name ?? this.id}`);
+    }
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), f.timeout);
+    this.#handling.add(ac);
+    try {
+      const body = decodeBody(f.body, f.flags);
+      if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Req', id: String(f.id), from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+      const result = await handler(body, { from: f.from, to: f.to, signal: ac.signal, deadline: Date.now() + f.timeout });
+      if (!ac.signal.aborted) reply('', '', result);
+    } catch (err) {
+      if (ac.signal.aborted) return;
+      const code = err instanceof ProtocolError ? 'BAD_BODY' : remoteCode(err);
+      reply(`REMOTE:${code}`, err instanceof Error ? err.message : String(err));
+    } finally {
+      clearTimeout(timer);
+      this.#handling.delete(ac);
+    }
+  }
+
+  // ---- pub/sub, groups, broadcast -----------------------------------------------------------
+
+  /**
+   * Subscribes to topics matching `pattern` (`*` one token, `>` the rest). Best-effort: messages
+   * published while the link is down are not seen. Throws TypeError for a bad pattern.
+   */
+  subscribe<T = unknown>(pattern: string, handler: (body: T, meta: PublishMeta) => void): Subscription {
+    const bad = checkPattern(pattern);
+    if (bad) throw new TypeError(bad);
+    if (this.#closed) throw new ClosedError('peer is closed');
+    const local: LocalSub = { pattern, handler: handler as LocalSub['handler'] };
+    let entry = this.#subs.get(pattern);
+    if (!entry) {
+      const ref = this.#nextRef++;
+      const ready = this.#control(ref, frame(Kind.Sub, { ref, pattern })).then(() => undefined);
+      entry = { subs: new Set(), ready };
+      this.#subs.set(pattern, entry);
+      // A refused subscription is reported through `ready`; do not also make it unhandled.
+      ready.catch(() => this.#subs.get(pattern) === entry && this.#subs.delete(pattern));
+    }
+    entry.subs.add(local);
+    const e = entry;
+    return {
+      pattern,
+      ready: e.ready,
+      unsubscribe: () => {
+        if (!e.subs.delete(local) || e.subs.size > 0 || this.#subs.get(pattern) !== e) return;
+        this.#subs.delete(pattern);
+        if (this.connected) {
+          const ref = this.#nextRef++;
+          this.#control(ref, frame(Kind.Unsub, { ref, pattern })).catch(() => {});
+        }
+      },
+    };
+  }
+
+  /** Publishes to a concrete topic. Best-effort, at most once; throws TypeError for a bad topic. */
+  publish(topic: string, body?: unknown): void {
+    const bad = checkTopic(topic);
+    if (bad) throw new TypeError(bad);
+    if (this.#closed) throw new ClosedError('peer is closed');
+    const { bytes, codec } = encodeBody(body, this.#codec);
+    this.#conn.write(frame(Kind.Pub, { topic, from: '' }, bytes, codec));
+    if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Pub', id: topic, size: bytes.length, at: Date.now() });
+  }
+
+  #onPub(f: FrameOf<typeof Kind.Pub>): void {
+    let body: unknown;
+    let decoded = false;
+    const meta: PublishMeta = { topic: f.topic, from: f.from };
+    for (const [pattern, entry] of this.#subs) {
+      if (!matchTopic(pattern, f.topic)) continue;
+      if (!decoded) {
+        try {
+          body = decodeBody(f.body, f.flags);
+        } catch (err) {
+          return this.#emitError(err);
+        }
+        decoded = true;
+        if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Pub', id: f.topic, from: f.from, size: f.body.length, at: Date.now() });
+      }
+      for (const s of entry.subs) {
+        try {
+          s.handler(body, meta);
+        } catch (err) {
+          this.#emitError(err);
+        }
+      }
+    }
+  }
+
+  /** Joins a group: requests to the group may now come here, and its broadcasts do. */
+  async join(group: string): Promise<void> {
+    const bad = checkName(group, 'group');
+    if (bad) throw new TypeError(bad);
+    const ref = this.#nextRef++;
+    await this.#control(ref, frame(Kind.Join, { ref, group }));
+  }
+
+  async leave(group: string): Promise<void> {
+    const bad = checkName(group, 'group');
+    if (bad) throw new TypeError(bad);
+    const ref = this.#nextRef++;
+    await this.#control(ref, frame(Kind.Leave, { ref, group }));
+  }
+
+  /**
+   * Delivers `body` to the mailbox (`group/port`, default `inbox`) of every member of a group,
+   * best-effort. An unknown group is reported through the `error` event (NO_ROUTE).
+   */
+  broadcast(group: string, body?: unknown): void {
+    const bad = checkAddress(group);
+    if (bad) throw new TypeError(bad);
+    if (this.#closed) throw new ClosedError('peer is closed');
+    const { bytes, codec } = encodeBody(body, this.#codec);
+    this.#conn.write(frame(Kind.Bcast, { ref: 0, to: group, from: '' }, bytes, codec));
+    if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Bcast', to: group, size: bytes.length, at: Date.now() });
+  }
+
+  #onBcast(f: FrameOf<typeof Kind.Bcast>): void {
+    const mailbox = this.#mailboxes.get(splitAddress(f.to).port);
+    if (!mailbox) return this.#drop('Bcast', f, 'NO_ROUTE');
+    let body: unknown;
+    try {
+      body = decodeBody(f.body, f.flags);
+    } catch (err) {
+      return this.#emitError(err);
+    }
+    const msg: Message = { id: `bcast:${this.id}:${this.#nextBcast++}`, from: f.from, to: f.to, body, sentAt: Date.now() };
+    if (!mailbox.offer(msg)) return this.#drop('Bcast', f, 'LIMIT');
+    if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Bcast', id: msg.id, from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+  }
+
+  // ---- presence -----------------------------------------------------------------------------
+
+  /** The named peers currently connected in this namespace (including this one). */
+  async peers(): Promise<PeerInfo[]> {
+    const ref = this.#nextRef++;
+    const { body, flags } = await this.#control(ref, frame(Kind.Peers, { ref }));
+    const list = flags === BodyCodec.Msgpack ? msgpackDecode(body) : undefined;
+    if (!Array.isArray(list)) throw new ProtocolError('PEERS reply is not a list');
+    return list as PeerInfo[];
+  }
+
+  protected override listenerAdded(type: keyof PeerEvents): void {
+    if ((type === 'peer-join' || type === 'peer-leave') && !this.#watching && this.connected) {
+      this.#watching = true;
+      const ref = this.#nextRef++;
+      this.#control(ref, frame(Kind.Watch, { ref, on: 1 })).catch((err: unknown) => this.#emitError(err));
+    }
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------
+
+  /**
+   * Closes the link. Pending requests and waiting receives reject with ClosedError; unacked
+   * sends stay in the store (with the default memory store, they are gone with the peer).
+   */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#conn.open) {
+      this.#conn.write(frame(Kind.Bye, { code: 'NORMAL', message: 'peer closed' }));
+      const closed = new Promise<void>((resolve) => this.once('close', () => resolve()));
+      this.#conn.close(CloseCode.NORMAL, 'peer closed');
+      this.#shutdown(new ClosedError('peer closed'), { code: CloseCode.NORMAL, reason: 'peer closed' });
+      await closed;
+    } else this.#shutdown(new ClosedError('peer closed'), { code: CloseCode.NORMAL, reason: 'peer closed' });
+  }
+
+  #closeEmitted = false;
+
+  #shutdown(error: ClosedError, info: CloseInfo): void {
+    if (!this.#closed) {
+      this.#closed = error;
+      for (const p of [...this.#pending.values()]) {
+        p.cleanup();
+        p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
+      }
+      for (const c of this.#controls.values()) c.reject(new ClosedError(error.message, { cause: error }));
+      this.#controls.clear();
+      for (const w of this.#deliveryWaiters.values()) w.reject(new ClosedError(error.message, { cause: error }));
+      this.#deliveryWaiters.clear();
+      for (const ac of this.#handling) ac.abort(error);
+      for (const m of this.#mailboxes.values()) m.close(error);
+      for (const q of this.#dests.values()) clearTimeout(q.retry);
+      this.#dests.clear();
+      this.#msgRefs.clear();
+      void this.#store.close().catch(() => {});
+    }
+    if (this.#conn.transport.status === 'closed' && !this.#closeEmitted) {
+      this.#closeEmitted = true;
+      const e: PeerEvents['close'] = { code: info.code, reason: info.reason };
+      if (info.code !== CloseCode.NORMAL) e.error = error;
+      this.emit('close', e);
+    }
+  }
+
+  #onClose(info: CloseInfo): void {
+    const why = this.#bye ? `${this.#bye.code}: ${this.#bye.message}` : info.reason || `code ${info.code}`;
+    this.#shutdown(this.#closed ?? new ClosedError(`link closed (${why})`, { cause: info.error }), info);
+  }
+
+  #protocolError(err: ProtocolError): void {
+    this.#emitError(err);
+    this.#conn.close(CloseCode.PROTOCOL, err.reason.slice(0, 120));
+  }
+
+  // ---- dispatch -----------------------------------------------------------------------------
+
+  #onFrame(f: Frame): void {
+    switch (f.kind) {
+      case Kind.Msg:
+        return this.#onMsg(f);
+      case Kind.Ack:
+        return this.#onAck(f);
+      case Kind.Req:
+        void this.#onReq(f);
+        return;
+      case Kind.Rep:
+        return this.#onRep(f);
+      case Kind.Pub:
+        return this.#onPub(f);
+      case Kind.Bcast:
+        return this.#onBcast(f);
+      case Kind.Ok: {
+        const c = this.#controls.get(f.ref);
+        this.#controls.delete(f.ref);
+        c?.resolve(f.body, f.flags);
+        return;
+      }
+      case Kind.Err:
+        return this.#onErr(f);
+      case Kind.Presence: {
+        const e = { name: f.name, id: f.id };
+        if (f.event === PresenceEvent.Join) this.emit('peer-join', e);
+        else if (f.event === PresenceEvent.Leave) this.emit('peer-leave', e);
+        return;
+      }
+      case Kind.Bye:
+        this.#bye = { code: f.code, message: f.message };
+        return;
+      case Kind.Pong:
+        return;
+      default:
+        return this.#protocolError(new ProtocolError(`unexpected ${kindName(f.kind)} from relay`));
+    }
+  }
+
+  #onErr(f: FrameOf<typeof Kind.Err>): void {
+    const err = errorFromCode(f.code, f.message);
+    const control = this.#controls.get(f.ref);
+    if (control) {
+      this.#controls.delete(f.ref);
+      return control.reject(err);
+    }
+    const entry = this.#msgRefs.get(f.ref);
+    if (entry) {
+      this.#msgRefs.delete(f.ref);
+      if (this.#settle(entry.dest, entry.seq)) this.#undeliverable(entry, err);
+      return;
+    }
+    this.#emitError(err);
+  }
+
+  #control(ref: number, f: Frame): Promise<{ body: Uint8Array; flags: number }> {
+    if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
+    const timeoutError = new TimeoutError(`relay did not answer ${kindName(f.kind)}`);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#controls.delete(ref);
+        reject(timeoutError);
+      }, this.#opts.requestTimeout);
+      this.#controls.set(ref, {
+        resolve: (body, flags) => {
+          clearTimeout(timer);
+          resolve({ body, flags });
+        },
+        reject: (err) => {
+          clearTimeout(timer);
+          reject(err);
+        },
+      });
+      this.#conn.write(f);
+    });
+  }
+
+  #drop(kind: string, f: { from: string; to?: string; body: Uint8Array }, reason: string): void {
+    if (this.listens('trace')) this.emit('trace', { type: 'drop', kind, from: f.from, to: f.to ?? '', reason, size: f.body.length, at: Date.now() });
+  }
+
+  #emitError(err: unknown): void {
+    this.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+function remoteCode(err: unknown): string {
+  if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' && err.code.length > 0) {
+    return err.code.slice(0, 64);
+  }
+  return 'ERROR';
+}

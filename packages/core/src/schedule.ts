@@ -1,0 +1,24 @@
+/** Runs `fn` in a later macrotask, on whichever primitive the platform has. */
+type Task = () => void;
+
+const g = globalThis as { setImmediate?: (fn: Task) => unknown };
+
+export const macrotask: (fn: Task) => void =
+  typeof g.setImmediate === 'function'
+    ? (fn) => {
+        g.setImmediate!(fn);
+      }
+    : typeof MessageChannel === 'function'
+      ? (() => {
+          // setTimeout(0) is clamped to >= 4 ms in browsers; a MessageChannel is not.
+          const queue: Task[] = [];
+          const channel = new MessageChannel();
+          channel.port1.onmessage = () => queue.shift()?.();
+          return (fn: Task) => {
+            queue.push(fn);
+            channel.port2.postMessage(0);
+          };
+        })()
+      : (fn) => {
+          setTimeout(fn, 0);
+        };
