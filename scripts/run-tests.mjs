@@ -18,7 +18,7 @@ function run(cmd, args) {
 }
 
 // 1. Typecheck each TypeScript project: one test per project.
-const projects = ['packages/core/tsconfig.json'];
+const projects = ['packages/core/tsconfig.json', 'packages/node/tsconfig.json'];
 for (const p of projects) {
   const status = run('npx', ['tsc', '-p', p]);
   if (status === 0) totals.passed++;

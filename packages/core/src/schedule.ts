@@ -13,7 +13,8 @@ export const macrotask: (fn: Task) => void =
           // setTimeout(0) is clamped to >= 4 ms in browsers; a MessageChannel is not.
           const queue: Task[] = [];
           const channel = new MessageChannel();
-          channel.port1.onmessage = () => queue.shift()?.();
+          // Typed loosely: Node's MessagePort typings differ from the DOM's.
+          (channel.port1 as unknown as { onmessage: () => void }).onmessage = () => queue.shift()?.();
           return (fn: Task) => {
             queue.push(fn);
             channel.port2.postMessage(0);

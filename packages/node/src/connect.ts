@@ -1,0 +1,33 @@
+/**
+ * `connect(url, options)`: a core Peer over a ws transport. Connect errors are typed: AUTH and
+ * NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`) when unreachable.
+ */
+import { ClosedError, createPeer, type Peer, type PeerOptions } from '@missive/core';
+import type { SecureContextOptions } from 'node:tls';
+import WebSocket from 'ws';
+import { wsTransport } from './ws-transport.js';
+
+export interface ConnectOptions extends PeerOptions {
+  /** TLS options for `wss://` (e.g. `ca` for a private certificate authority). */
+  tls?: SecureContextOptions & { rejectUnauthorized?: boolean };
+}
+
+/** Opens a WebSocket to the relay at `url` and completes the missive handshake. */
+export async function connect(url: string, options: ConnectOptions = {}): Promise<Peer> {
+  const { tls, ...peerOptions } = options;
+  const timeout = options.connectTimeout ?? 10_000;
+  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, maxPayload: 0, ...tls });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void => {
+      ws.off('open', onOpen);
+      reject(new ClosedError(`cannot reach relay at ${url}: ${err.message}`, { cause: err }));
+    };
+    const onOpen = (): void => {
+      ws.off('error', onError);
+      resolve();
+    };
+    ws.once('error', onError);
+    ws.once('open', onOpen);
+  });
+  return createPeer(wsTransport(ws), peerOptions);
+}

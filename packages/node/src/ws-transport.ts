@@ -1,0 +1,107 @@
+/**
+ * A Transport over a `ws` WebSocket (client or server side). One WebSocket message is one
+ * missive message (a batch of frames); text messages are refused with close code 1003.
+ */
+import { ClosedError, CloseCode, type CloseInfo, type Transport, type TransportHandlers, type TransportStatus } from '@missive/core';
+import WebSocket from 'ws';
+
+export interface WsTransportOptions {
+  /**
+   * Outgoing bytes not yet written to the socket above which `send` returns false.
+   * @default 1048576
+   */
+  highWaterMark?: number;
+}
+
+/** Wraps an open `ws` WebSocket as a Transport. */
+export function wsTransport(socket: WebSocket, options: WsTransportOptions = {}): Transport {
+  return new WsTransport(socket, options.highWaterMark ?? 1024 * 1024);
+}
+
+class WsTransport implements Transport {
+  readonly #ws: WebSocket;
+  readonly #hwm: number;
+  #handlers: TransportHandlers | undefined;
+  #early: Uint8Array[] = [];
+  #closeInfo: CloseInfo | undefined;
+  #error: Error | undefined;
+  #pending = 0;
+  #wantDrain = false;
+  #closing = false;
+
+  constructor(ws: WebSocket, hwm: number) {
+    this.#ws = ws;
+    this.#hwm = hwm;
+    ws.binaryType = 'nodebuffer';
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      if (!isBinary) {
+        this.close({ code: 1003, reason: 'PROTOCOL: text messages are not accepted' });
+        return;
+      }
+      if (this.#handlers) this.#handlers.message(data);
+      else this.#early.push(data);
+    });
+    ws.on('error', (err) => {
+      this.#error = err;
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      const info: CloseInfo = { code, reason: reason.toString() };
+      if (this.#error) info.error = this.#error;
+      this.#closeInfo = info;
+      this.#handlers?.close(info);
+    });
+  }
+
+  get status(): TransportStatus {
+    const s = this.#ws.readyState;
+    if (s === WebSocket.OPEN && !this.#closing) return 'open';
+    return s === WebSocket.CLOSED ? 'closed' : 'closing';
+  }
+
+  get bufferedAmount(): number {
+    return this.#pending;
+  }
+
+  send(data: Uint8Array): boolean {
+    if (this.status !== 'open') throw new ClosedError('websocket is not open');
+    const n = data.length;
+    this.#pending += n;
+    this.#ws.send(data, { binary: true }, () => {
+      this.#pending -= n;
+      if (this.#wantDrain && this.#pending <= this.#hwm) {
+        this.#wantDrain = false;
+        this.#handlers?.drain();
+      }
+    });
+    if (this.#pending > this.#hwm) {
+      this.#wantDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  listen(handlers: TransportHandlers): void {
+    if (this.#handlers) throw new Error('listen() called twice');
+    this.#handlers = handlers;
+    for (const m of this.#early.splice(0)) handlers.message(m);
+    if (this.#closeInfo) handlers.close(this.#closeInfo);
+  }
+
+  pause(): void {
+    this.#ws.pause();
+  }
+
+  resume(): void {
+    this.#ws.resume();
+  }
+
+  close(info?: Partial<CloseInfo>): void {
+    if (this.#closing || this.#ws.readyState >= WebSocket.CLOSING) return;
+    this.#closing = true;
+    const code = info?.code ?? CloseCode.NORMAL;
+    // Close reasons are limited to 123 bytes by RFC 6455.
+    const reason = Buffer.from(info?.reason ?? '').subarray(0, 123).toString();
+    if (this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
+    else this.#ws.close(code, reason);
+  }
+}
