@@ -1,6 +1,8 @@
 /** @missive/node — the relay server, the Node client and the ws transport. */
 export { createRelay } from './relay.js';
 export type { Relay, RelayOptions, RelayTlsOptions } from './relay.js';
+export { createAuth, loadSecrets } from './auth.js';
+export type { RelayAuthOptions, JwtOptions, TokenClaims, CustomAuth } from './auth.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
 export { wsTransport } from './ws-transport.js';

@@ -6,6 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
+import { createAuth, type RelayAuthOptions } from './auth.js';
 import { wsTransport } from './ws-transport.js';
 
 export interface RelayTlsOptions {
@@ -22,8 +23,14 @@ export interface RelayOptions {
   port?: number;
   /** WebSocket path. @default '/' */
   path?: string;
-  /** Decides who may connect and what they may do. Omitted: open relay (any name). */
-  auth?: AuthHook;
+  /**
+   * Who may connect and what they may do: secrets, JWT and/or a custom function (see
+   * docs/relay.md), or a Router auth hook. Omitted: an open relay (any name), which is refused
+   * on a non-loopback host unless `insecure` is set.
+   */
+  auth?: RelayAuthOptions | AuthHook;
+  /** Allow an open relay (no auth) on a non-loopback address. @default false */
+  insecure?: boolean;
   limits?: Partial<RouterLimits>;
   /** Serve `wss://` and `https://` with this certificate. */
   tls?: RelayTlsOptions;
@@ -45,8 +52,11 @@ export interface Relay {
 export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const host = options.host ?? '127.0.0.1';
   const path = options.path ?? '/';
+  if (!options.auth && !options.insecure && !isLoopback(host)) {
+    throw new TypeError(`refusing to serve an open relay on ${host}: configure auth, or set insecure (--insecure)`);
+  }
   const routerOptions: ConstructorParameters<typeof Router>[0] = {};
-  if (options.auth) routerOptions.auth = options.auth;
+  if (options.auth) routerOptions.auth = typeof options.auth === 'function' ? options.auth : createAuth(options.auth);
   if (options.limits) routerOptions.limits = options.limits;
   const router = new Router(routerOptions);
 
@@ -105,4 +115,9 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       return closing;
     },
   };
+}
+
+/** Whether `host` only accepts connections from this machine. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
