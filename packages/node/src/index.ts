@@ -3,6 +3,8 @@ export { createRelay } from './relay.js';
 export type { Relay, RelayOptions, RelayTlsOptions } from './relay.js';
 export { createAuth, loadSecrets } from './auth.js';
 export type { RelayAuthOptions, JwtOptions, TokenClaims, CustomAuth } from './auth.js';
+export { createLogger, silentLogger, isLogLevel } from './logger.js';
+export type { Logger, LogLevel, LoggerOptions } from './logger.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
 export { wsTransport } from './ws-transport.js';

@@ -5,8 +5,9 @@ import { Router, type AuthHook, type RouterLimits } from '@missive/core';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { createAuth, type RelayAuthOptions } from './auth.js';
+import { silentLogger, type Logger } from './logger.js';
 import { wsTransport } from './ws-transport.js';
 
 export interface RelayTlsOptions {
@@ -34,6 +35,14 @@ export interface RelayOptions {
   limits?: Partial<RouterLimits>;
   /** Serve `wss://` and `https://` with this certificate. */
   tls?: RelayTlsOptions;
+  /**
+   * Ping every connection this often (ms); one that has not answered the previous ping is
+   * terminated, so a dead peer is detected within twice this and its `peer-leave` published.
+   * @default 10000
+   */
+  heartbeatInterval?: number;
+  /** Where the relay logs. @default silent */
+  logger?: Logger;
 }
 
 export interface Relay {
@@ -82,7 +91,30 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     // A batch holds up to 64 KiB of frames plus one frame of up to maxFrame bytes.
     maxPayload: maxFrame + 64 * 1024 + 1024,
   });
-  wss.on('connection', (socket) => router.accept(wsTransport(socket)));
+  const log = options.logger ?? silentLogger;
+  const alive = new WeakMap<WebSocket, boolean>();
+  wss.on('connection', (socket, req) => {
+    alive.set(socket, true);
+    socket.on('pong', () => alive.set(socket, true));
+    log.debug('socket open', { remote: req.socket.remoteAddress });
+    router.accept(wsTransport(socket));
+  });
+  const heartbeat = setInterval(() => {
+    for (const socket of wss.clients) {
+      if (alive.get(socket) === false) {
+        log.info('peer missed its heartbeat; terminating', {});
+        socket.terminate();
+        continue;
+      }
+      alive.set(socket, false);
+      socket.ping();
+    }
+  }, options.heartbeatInterval ?? 10_000);
+  heartbeat.unref();
+  router.on('connect', (c) => log.debug('peer connected', { id: c.id, name: c.name, namespace: c.namespace }));
+  router.on('disconnect', (c) => log.debug('peer disconnected', { id: c.id, name: c.name, code: c.code, reason: c.reason }));
+  router.on('auth-failure', (e) => log.warn('auth refused', { id: e.id, name: e.name, reason: e.message }));
+  router.on('protocol-error', (e) => log.warn('protocol error; connection closed', { id: e.id, reason: e.error.reason }));
   // Errors on individual sockets are reported through their close events.
   wss.on('error', () => {});
 
@@ -96,6 +128,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const port = (server.address() as AddressInfo).port;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `${options.tls ? 'wss' : 'ws'}://${urlHost}:${port}${path}`;
+  log.info('relay listening', { url, auth: options.auth ? 'on' : 'open (any name)' });
 
   let closing: Promise<void> | undefined;
   return {
@@ -105,12 +138,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     server,
     close(timeout = 5000) {
       closing ??= (async () => {
+        clearInterval(heartbeat);
         server.close();
         await router.close(timeout);
         for (const ws of wss.clients) ws.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();
         await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));
+        log.info('relay closed', {});
       })();
       return closing;
     },

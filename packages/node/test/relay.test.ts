@@ -1,4 +1,7 @@
+import { encodeBatch, frame, Kind, PROTOCOL_VERSION } from '@missive/core/internal';
+import { once } from 'node:events';
 import { afterEach, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { connect, createRelay, type Peer, type Relay } from '../src/index.js';
 
 let relay: Relay | undefined;
@@ -69,5 +72,22 @@ describe('relay over ws', () => {
     relay = undefined;
     expect((await closed).code).toBe(1001);
     expect(await pending).toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe('relay heartbeats', () => {
+  it('detects a dead peer by its missed heartbeat and publishes peer-leave', async () => {
+    relay = await createRelay({ port: 0, heartbeatInterval: 100 });
+    const watcher = await peer('watcher');
+    const left = new Promise<{ name: string }>((resolve) => watcher.on('peer-leave', resolve));
+    await watcher.peers(); // the WATCH for presence is in place once the relay answered this
+    // A client that completes the handshake, then never answers a ping, as a dead host would.
+    const ghost = new WebSocket(relay.url, { autoPong: false });
+    await once(ghost, 'open');
+    ghost.send(encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: 'ghost', namespace: '', secret: '', token: '' })]));
+    await once(ghost, 'message');
+    const closed = once(ghost, 'close');
+    await expect(left).resolves.toMatchObject({ name: 'ghost' });
+    await closed;
   });
 });
