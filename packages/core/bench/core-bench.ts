@@ -1,3 +1,4 @@
+/// <reference types="node" />
 /**
  * `npm run bench -w packages/core`: messages per second through Router + codec over the
  * in-memory transport, and request/reply round trips per second. One process; the figures are

@@ -44,6 +44,9 @@ export class Connection {
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     this.#flushBytes = options.flushBytes ?? 64 * 1024;
     const onFrame = (f: Frame): void => {
+      // The owner may close the connection while handling a frame (a protocol breach): the
+      // rest of that message is not delivered.
+      if (this.#closed) return;
       this.framesIn++;
       handlers.frame(f);
     };
@@ -54,8 +57,8 @@ export class Connection {
         try {
           decodeBatch(data, this.maxFrameBytes, onFrame);
         } catch (err) {
-          if (err instanceof ProtocolError) handlers.protocolError(err);
-          else throw err;
+          if (!(err instanceof ProtocolError)) throw err;
+          if (!this.#closed) handlers.protocolError(err);
         }
       },
       drain: () => handlers.drain(),

@@ -89,7 +89,16 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
     if (this.#closed) return false;
     for (let i = 0; i < this.#waiters.length; i++) {
       const w = this.#waiters[i]!;
-      if (w.match === undefined || w.match(msg)) {
+      let matched: boolean;
+      try {
+        matched = w.match === undefined || w.match(msg);
+      } catch (err) {
+        // A throwing match fails its own receive; the message goes on to the others.
+        this.#waiters.splice(i--, 1);
+        w.reject(err);
+        continue;
+      }
+      if (matched) {
         this.#waiters.splice(i, 1);
         this.#received++;
         w.resolve(msg);
@@ -112,7 +121,12 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
     const { match, timeout, signal } = options;
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(signal.reason);
-    const found = this.#take(match);
+    let found: Message<T> | undefined;
+    try {
+      found = this.#take(match);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     if (found) return Promise.resolve(found);
     const error = new TimeoutError(`no message in mailbox "${this.name}" within ${timeout} ms`);
     return new Promise<Message<T>>((resolve, reject) => {

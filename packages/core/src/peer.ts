@@ -3,7 +3,7 @@
  * and the browser and over every transport.
  */
 import { decode as msgpackDecode } from '@msgpack/msgpack';
-import { checkAddress, checkName, DEFAULT_PORT, splitAddress } from './address.js';
+import { checkAddress, checkName, DEFAULT_PORT, ID_PREFIX, splitAddress } from './address.js';
 import { codecFlag, decodeBody, encodeBody, type CodecName } from './codec/body.js';
 import { AckStatus, BodyCodec, frame, Kind, kindName, PresenceEvent, PROTOCOL_VERSION, type Frame, type FrameOf } from './codec/frames.js';
 import { Connection } from './connection.js';
@@ -107,6 +107,8 @@ export interface PeerEvents {
   error: Error;
   /** The link closed. `error` says why when it was not this peer's own `close()`. */
   close: { code: number; reason: string; error?: Error };
+  /** The transport's buffer fell back below its high-water mark (see `bufferedAmount`). */
+  drain: undefined;
 }
 
 type Handler<B, R> = (body: B, ctx: RequestContext) => R | Promise<R>;
@@ -172,8 +174,9 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #handlers = new Map<string, Handler<unknown, unknown>>();
   readonly #pending = new Map<number, PendingRequest>();
   readonly #controls = new Map<number, Control>();
-  /** Msg refs in flight → entry id. */
+  /** Msg refs in flight → entry, and back. An entry keeps one ref across retransmissions. */
   readonly #msgRefs = new Map<number, OutboxEntry>();
+  readonly #refOf = new Map<OutboxEntry, number>();
   readonly #dests = new Map<string, DestQueue>();
   readonly #seqs: Map<string, number>;
   readonly #dedup: Map<string, number>;
@@ -215,6 +218,8 @@ export class Peer extends Emitter<PeerEvents> {
     this.#dedup = state.dedup;
     this.#mailboxes.set(DEFAULT_PORT, new Mailbox(DEFAULT_PORT, this.#opts.mailboxCapacity));
     for (const e of state.entries) this.#enqueue(e);
+    // Restored entries count against the outbox like new ones (each ack decrements it).
+    this.#outboxSize = state.entries.length;
   }
 
   /** See {@link createPeer}. */
@@ -249,7 +254,7 @@ export class Peer extends Emitter<PeerEvents> {
           else fail(new ProtocolError(`${kindName(f.kind)} before WELCOME`));
         },
         protocolError: (err) => (peer ? peer.#protocolError(err) : fail(err)),
-        drain: () => {},
+        drain: () => peer?.emit('drain', undefined),
         close: (info) => {
           if (peer) return peer.#onClose(info);
           clearTimeout(timer);
@@ -271,6 +276,15 @@ export class Peer extends Emitter<PeerEvents> {
   /** Whether the link is up. */
   get connected(): boolean {
     return this.#closed === undefined && this.#conn.open;
+  }
+
+  /**
+   * Bytes written but not yet taken by the transport (this tick's batch plus the transport's
+   * buffer). Producers of best-effort traffic (`publish`, `broadcast`) can pause above their
+   * own bound and resume on the `drain` event.
+   */
+  get bufferedAmount(): number {
+    return this.#conn.bufferedAmount;
   }
 
   /** Unacknowledged messages in the outbox. */
@@ -318,10 +332,13 @@ export class Peer extends Emitter<PeerEvents> {
     const entry: OutboxEntry = { id: `${this.#origin}:${seq}:${dest}`, to, dest, seq, sentAt: Date.now(), body: bytes, flags: codec };
     this.#outboxSize++;
     const delivered = options.waitForDelivery ? this.#waitDelivery(entry.id) : undefined;
+    // Awaited below; until then (the store may take a while) a rejection is not unhandled.
+    delivered?.catch(() => {});
     try {
       await this.#store.append(entry);
     } catch (err) {
       this.#outboxSize--;
+      this.#deliveryWaiters.delete(entry.id);
       throw err;
     }
     this.#enqueue(entry);
@@ -347,8 +364,12 @@ export class Peer extends Emitter<PeerEvents> {
     const limit = Math.min(q.entries.length, this.#opts.sendWindow);
     while (q.sent < limit) {
       const e = q.entries[q.sent++]!;
-      const ref = this.#nextRef++;
-      this.#msgRefs.set(ref, e);
+      let ref = this.#refOf.get(e);
+      if (ref === undefined) {
+        ref = this.#nextRef++;
+        this.#refOf.set(e, ref);
+        this.#msgRefs.set(ref, e);
+      }
       const base = q.entries[0]!.seq;
       this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags));
       if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Msg', id: e.id, to: e.to, size: e.body.length, at: Date.now() });
@@ -363,10 +384,16 @@ export class Peer extends Emitter<PeerEvents> {
   #settle(dest: string, seq: number): OutboxEntry | undefined {
     const q = this.#dests.get(dest);
     if (!q) return undefined;
-    const i = q.entries.findIndex((e) => e.seq === seq);
+    // Acks nearly always settle the oldest entry: shift() is O(1) there, unlike splice.
+    const i = q.entries[0]?.seq === seq ? 0 : q.entries.findIndex((e) => e.seq === seq);
     if (i < 0) return undefined;
-    const [e] = q.entries.splice(i, 1);
+    const e = i === 0 ? q.entries.shift() : q.entries.splice(i, 1)[0];
     if (i < q.sent) q.sent--;
+    const ref = this.#refOf.get(e!);
+    if (ref !== undefined) {
+      this.#refOf.delete(e!);
+      this.#msgRefs.delete(ref);
+    }
     if (q.entries.length === 0 && q.retry === undefined) this.#dests.delete(dest);
     this.#outboxSize--;
     void this.#store.ack(e!.id).catch((err: unknown) => this.#emitError(err));
@@ -398,11 +425,17 @@ export class Peer extends Emitter<PeerEvents> {
 
   /**
    * The destination queue an ack belongs to. Acks come from the receiver's name, or its id if it
-   * has none; a message addressed by the other one is found by its sequence number.
+   * has none; a message addressed by the other one is found by its sequence number. Only a
+   * queue addressed by id can be that other one: a queue addressed by a different name is
+   * another peer, whose entry with the same sequence number must not be settled by this ack.
    */
   #destOf(f: FrameOf<typeof Kind.Ack>): string | undefined {
     if (this.#dests.get(f.from)?.entries.some((e) => e.seq === f.seq)) return f.from;
-    for (const [dest, q] of this.#dests) if (q.entries.some((e) => e.seq === f.seq)) return dest;
+    // An ack from an id comes from an anonymous peer, which is reachable by that id alone.
+    if (f.from.startsWith(ID_PREFIX)) return undefined;
+    for (const [dest, q] of this.#dests) {
+      if (dest.startsWith(ID_PREFIX) && q.entries.some((e) => e.seq === f.seq)) return dest;
+    }
     return undefined;
   }
 
@@ -759,6 +792,7 @@ export class Peer extends Emitter<PeerEvents> {
       for (const q of this.#dests.values()) clearTimeout(q.retry);
       this.#dests.clear();
       this.#msgRefs.clear();
+      this.#refOf.clear();
       void this.#store.close().catch(() => {});
     }
     if (this.#conn.transport.status === 'closed' && !this.#closeEmitted) {

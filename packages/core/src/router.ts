@@ -151,6 +151,12 @@ export class Router extends Emitter<RouterEvents> {
     super();
     this.#auth = options.auth;
     this.limits = { ...DEFAULT_LIMITS, ...options.limits };
+    // The limit travels in WELCOME as a varuint and frame lengths are u32: it must fit both.
+    const { maxFrameBytes, handshakeTimeout } = this.limits;
+    if (!Number.isInteger(maxFrameBytes) || maxFrameBytes < 1 || maxFrameBytes > 0xffffffff) {
+      throw new RangeError(`limits.maxFrameBytes must be an integer from 1 to 2^32-1, got ${maxFrameBytes}`);
+    }
+    if (!(handshakeTimeout > 0)) throw new RangeError(`limits.handshakeTimeout must be a positive number of ms, got ${handshakeTimeout}`);
   }
 
   /** Number of open transports (including those still in their handshake). */
@@ -227,7 +233,7 @@ export class Router extends Emitter<RouterEvents> {
       if (!FROM_CLIENT.has(f.kind)) throw new ProtocolError(`${kindName(f.kind)} frames are sent by the relay, not to it`);
       if (c.state === 'handshake') {
         if (f.kind !== Kind.Hello || c.ns !== undefined) throw new ProtocolError(`${kindName(f.kind)} before WELCOME`);
-        void this.#hello(c, f);
+        this.#hello(c, f).catch((err: unknown) => this.#fail(c, new ProtocolError(`internal error handling Hello: ${String(err)}`)));
         return;
       }
       switch (f.kind) {
@@ -274,7 +280,7 @@ export class Router extends Emitter<RouterEvents> {
   async #hello(c: Conn, f: FrameOf<typeof Kind.Hello>): Promise<void> {
     c.ns = PLACEHOLDER_NS; // marks the HELLO as seen while auth runs
     if (f.version !== PROTOCOL_VERSION) {
-      return this.#kick(c, CloseCode.PROTOCOL, ErrorCode.PROTOCOL, `unsupported protocol version ${f.version} (relay speaks ${PROTOCOL_VERSION})`);
+      return this.#fail(c, new ProtocolError(`unsupported protocol version ${f.version} (relay speaks ${PROTOCOL_VERSION})`));
     }
     let grant: AuthGrant = {};
     if (this.#auth) {
@@ -285,7 +291,8 @@ export class Router extends Emitter<RouterEvents> {
         this.emit('auth-failure', { id: c.id, name: f.name, message });
         return this.#kick(c, CloseCode.AUTH, ErrorCode.AUTH, message || 'not authorized');
       }
-      if (c.state === 'closed') return;
+      // Kicked while the hook ran (handshake timeout, a frame before WELCOME): go no further.
+      if (c.state === 'closed' || !c.connection.open) return;
     }
     const name = grant.name ?? (f.name || undefined);
     if (f.name && grant.name !== undefined && grant.name !== f.name) {
@@ -294,11 +301,11 @@ export class Router extends Emitter<RouterEvents> {
     }
     if (name !== undefined) {
       const bad = checkName(name);
-      if (bad) return this.#kick(c, CloseCode.PROTOCOL, ErrorCode.PROTOCOL, bad);
+      if (bad) return this.#fail(c, new ProtocolError(bad));
     }
     const nsName = grant.namespace ?? (f.namespace || 'default');
     const badNs = checkName(nsName, 'namespace');
-    if (badNs) return this.#kick(c, CloseCode.PROTOCOL, ErrorCode.PROTOCOL, badNs);
+    if (badNs) return this.#fail(c, new ProtocolError(badNs));
     const ns = this.#namespace(nsName);
     if (name !== undefined && ns.byName.has(name)) {
       return this.#kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" is taken in namespace "${nsName}"`);

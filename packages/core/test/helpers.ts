@@ -1,4 +1,25 @@
-import { createPeer, memoryTransportPair, Router, type Peer, type PeerOptions, type RouterOptions } from '../src/index.js';
+import { decodeBatch, encodeBatch, type Frame } from '../src/internal.js';
+import {
+  createPeer,
+  memoryTransportPair,
+  Router,
+  type CloseInfo,
+  type Peer,
+  type PeerEvents,
+  type PeerOptions,
+  type RouterOptions,
+  type Transport,
+  type TransportHandlers,
+} from '../src/index.js';
+
+/**
+ * Rewrites the frames a peer sends (`out`, client → router) or receives (`in`, router → client).
+ * Each function maps one frame to the frames to pass on: `[]` drops it, `[f, f]` duplicates it.
+ */
+export interface Tap {
+  out?: (f: Frame) => Frame[];
+  in?: (f: Frame) => Frame[];
+}
 
 /** A Router with memory-transport peers; `close()` ends all of it. */
 export class Net {
@@ -7,17 +28,21 @@ export class Net {
   constructor(options?: RouterOptions) {
     this.router = new Router(options);
   }
-  async peer(options: PeerOptions = {}): Promise<Peer> {
+  async peer(options: PeerOptions = {}, tap?: Tap): Promise<Peer> {
+    return (await this.link(options, tap)).peer;
+  }
+  /** Like `peer`, but also returns the router's end of the link, to cut it from that side. */
+  async link(options: PeerOptions = {}, tap?: Tap): Promise<{ peer: Peer; server: Transport }> {
     const [client, server] = memoryTransportPair();
     this.router.accept(server);
-    const p = await createPeer(client, options);
+    const p = await createPeer(tap ? tapped(client, tap) : client, options);
     this.peers.push(p);
-    return p;
+    return { peer: p, server };
   }
-  async close(): Promise<void> {
+  close = async (): Promise<void> => {
     await Promise.all(this.peers.map((p) => p.close()));
     await this.router.close(1000);
-  }
+  };
 }
 
 /** Resolves with the first event of `type`, rejects after `ms`. */
@@ -33,4 +58,47 @@ export function nextEvent<T>(on: (fn: (e: T) => void) => () => void, ms = 5000):
       resolve(e);
     });
   });
+}
+
+/** Every event of `type` the peer emits from now on, in order. */
+export function record<K extends keyof PeerEvents>(peer: Peer, type: K): PeerEvents[K][] {
+  const out: PeerEvents[K][] = [];
+  peer.on(type, (e) => out.push(e));
+  return out;
+}
+
+/** A transport that passes every batch through `tap`, frame by frame. */
+export function tapped(inner: Transport, tap: Tap): Transport {
+  const rewrite = (data: Uint8Array, fn: (f: Frame) => Frame[]): Uint8Array | undefined => {
+    const frames: Frame[] = [];
+    decodeBatch(data, Number.MAX_SAFE_INTEGER, (f) => frames.push(...fn(f)));
+    return frames.length > 0 ? encodeBatch(frames) : undefined;
+  };
+  return {
+    get status() {
+      return inner.status;
+    },
+    get bufferedAmount() {
+      return inner.bufferedAmount;
+    },
+    send(data: Uint8Array): boolean {
+      if (!tap.out) return inner.send(data);
+      const batch = rewrite(data, tap.out);
+      return batch ? inner.send(batch) : true;
+    },
+    listen(h: TransportHandlers): void {
+      inner.listen({
+        message: (data) => {
+          if (!tap.in) return h.message(data);
+          const batch = rewrite(data, tap.in);
+          if (batch) h.message(batch);
+        },
+        drain: () => h.drain(),
+        close: (info: CloseInfo) => h.close(info),
+      });
+    },
+    pause: () => inner.pause(),
+    resume: () => inner.resume(),
+    close: (info?: Partial<CloseInfo>) => inner.close(info),
+  };
 }

@@ -54,7 +54,12 @@ export class ByteWriter {
     this.view.setUint32(at, n, true);
   }
 
+  /**
+   * Writes `n` in LEB128, dropping any fraction. Throws a RangeError unless 0 <= n < 2^53: the
+   * decoder refuses larger values, a negative one would wrap, and NaN or Infinity never end.
+   */
   varuint(n: number): void {
+    if (!(n >= 0 && n <= Number.MAX_SAFE_INTEGER)) throw new RangeError(`varuint out of range: ${n}`);
     this.ensure(8);
     const buf = this.buf;
     while (n >= 0x80) {
@@ -90,7 +95,9 @@ export class ByteWriter {
     }
     const max = len * 3;
     const prefix = varuintSize(max);
-    this.ensure(prefix + max);
+    // At least 8: `varuint` below must not grow the buffer, which would drop the string bytes
+    // already encoded past `pos`.
+    this.ensure(Math.max(prefix + max, 8));
     const { written } = encoder.encodeInto(s, this.buf.subarray(this.pos + prefix));
     const actual = varuintSize(written);
     if (actual !== prefix) this.buf.copyWithin(this.pos + actual, this.pos + prefix, this.pos + prefix + written);

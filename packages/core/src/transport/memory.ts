@@ -103,8 +103,9 @@ class MemoryEnd implements Transport {
     }
     if (this.#closeInfo && (this.inbox.length === 0 || this.#paused)) {
       // A paused reader never takes its queued data: a closing socket discards it likewise.
+      // Each end finishes on its own once it has delivered its inbox: finishing the other end
+      // here would discard what was sent to it before the close.
       this.finish();
-      this.other.finish();
     } else if (this.inbox.length > 0 && !this.#paused) {
       this.schedule();
     }
