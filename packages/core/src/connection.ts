@@ -14,6 +14,16 @@ export interface ConnectionOptions {
   maxFrameBytes?: number;
   /** A batch is flushed once it holds this many bytes, without waiting for the tick to end. @default 65536 */
   flushBytes?: number;
+  /** Per-kind frame and byte counters (indexed by kind byte), shared by a Router's connections. */
+  counters?: FrameCounters;
+}
+
+/** Frame and byte counts indexed by frame kind (each a Float64Array of 256). */
+export interface FrameCounters {
+  framesIn: Float64Array;
+  bytesIn: Float64Array;
+  framesOut: Float64Array;
+  bytesOut: Float64Array;
 }
 
 export interface ConnectionHandlers {
@@ -33,6 +43,7 @@ export class Connection {
   readonly #w = new ByteWriter(16 * 1024);
   #scheduled = false;
   #closed = false;
+  readonly #counters: FrameCounters | undefined;
   /** Frames and bytes written, for stats. */
   framesOut = 0;
   bytesOut = 0;
@@ -43,11 +54,16 @@ export class Connection {
     this.transport = transport;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     this.#flushBytes = options.flushBytes ?? 64 * 1024;
-    const onFrame = (f: Frame): void => {
+    const counters = (this.#counters = options.counters);
+    const onFrame = (f: Frame, size: number): void => {
       // The owner may close the connection while handling a frame (a protocol breach): the
       // rest of that message is not delivered.
       if (this.#closed) return;
       this.framesIn++;
+      if (counters) {
+        counters.framesIn[f.kind]!++;
+        counters.bytesIn[f.kind]! += size;
+      }
       handlers.frame(f);
     };
     transport.listen({
@@ -81,8 +97,13 @@ export class Connection {
   /** Queues a frame for the current batch. Returns false if the connection is closed. */
   write(f: Frame): boolean {
     if (!this.open) return false;
+    const at = this.#w.pos;
     writeFramed(this.#w, f);
     this.framesOut++;
+    if (this.#counters) {
+      this.#counters.framesOut[f.kind]!++;
+      this.#counters.bytesOut[f.kind]! += this.#w.pos - at;
+    }
     this.#afterWrite();
     return true;
   }
@@ -92,6 +113,10 @@ export class Connection {
     if (!this.open) return false;
     this.#w.bytes(unit);
     this.framesOut++;
+    if (this.#counters) {
+      this.#counters.framesOut[unit[4]!]!++;
+      this.#counters.bytesOut[unit[4]!]! += unit.length;
+    }
     this.#afterWrite();
     return true;
   }

@@ -28,8 +28,8 @@ export type {
 } from './peer.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
-export { Router, patternCovers } from './router.js';
-export type { RouterOptions, RouterLimits, RouterEvents, AuthHook, AuthRequest, AuthGrant, ConnectionInfo } from './router.js';
+export { Router, patternCovers, LATENCY_BOUNDS } from './router.js';
+export type { RouterOptions, RouterLimits, RouterEvents, RouterMetrics, AuthHook, AuthRequest, AuthGrant, ConnectionInfo } from './router.js';
 export { MemoryStore } from './outbox.js';
 export type { OutboxStore, OutboxEntry, OutboxState } from './outbox.js';
 export { memoryTransportPair } from './transport/memory.js';

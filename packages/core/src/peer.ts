@@ -146,6 +146,8 @@ interface Waiter {
 }
 
 const RETRY_MIN = 20;
+/** setTimeout's largest delay (about 24.8 days); longer deadlines are clamped to it. */
+const MAX_TIMEOUT = 0x7fffffff;
 const RETRY_MAX = 1000;
 /** Receiver dedup streams remembered in memory (oldest forgotten first). */
 const MAX_DEDUP_STREAMS = 10_000;
@@ -423,20 +425,12 @@ export class Peer extends Emitter<PeerEvents> {
     }
   }
 
-  /**
-   * The destination queue an ack belongs to. Acks come from the receiver's name, or its id if it
-   * has none; a message addressed by the other one is found by its sequence number. Only a
-   * queue addressed by id can be that other one: a queue addressed by a different name is
-   * another peer, whose entry with the same sequence number must not be settled by this ack.
-   */
+  /** The destination queue an ack belongs to: the ack names it (`dest`, as we addressed it). */
   #destOf(f: FrameOf<typeof Kind.Ack>): string | undefined {
-    if (this.#dests.get(f.from)?.entries.some((e) => e.seq === f.seq)) return f.from;
-    // An ack from an id comes from an anonymous peer, which is reachable by that id alone.
-    if (f.from.startsWith(ID_PREFIX)) return undefined;
-    for (const [dest, q] of this.#dests) {
-      if (dest.startsWith(ID_PREFIX) && q.entries.some((e) => e.seq === f.seq)) return dest;
-    }
-    return undefined;
+    const q = this.#dests.get(f.dest);
+    if (!q) return undefined;
+    // Nearly always the oldest entry; otherwise a stale ack for an entry settled earlier.
+    return q.entries[0]?.seq === f.seq || q.entries.some((e) => e.seq === f.seq) ? f.dest : undefined;
   }
 
   #rewind(dest: string): void {
@@ -463,7 +457,7 @@ export class Peer extends Emitter<PeerEvents> {
   #onMsg(f: FrameOf<typeof Kind.Msg>): void {
     const { name: dest, port } = splitAddress(f.to);
     const ack = (status: number): void => {
-      this.#conn.write(frame(Kind.Ack, { to: f.from, from: '', origin: f.origin, seq: f.seq, status }));
+      this.#conn.write(frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status }));
     };
     const key = `${f.origin}\u0000${dest}`;
     // The sender says every sequence number below `base` is settled, so a stream we have no
@@ -526,7 +520,7 @@ export class Peer extends Emitter<PeerEvents> {
    */
   request<R = unknown>(address: string, body?: unknown, options: RequestOptions = {}): Promise<R> {
     // Created now so the caller's stack is in the error, whenever it is thrown.
-    const timeout = options.timeout ?? this.#opts.requestTimeout;
+    const timeout = Math.min(options.timeout ?? this.#opts.requestTimeout, MAX_TIMEOUT);
     const timeoutError = new TimeoutError(`request to ${address} got no reply within ${timeout} ms`);
     if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
     const bad = checkAddress(address);
@@ -608,12 +602,13 @@ export class Peer extends Emitter<PeerEvents> {
       return reply(ErrorCode.NO_ROUTE, `no handler for "${port}" on ${this.name ?? this.id}`);
     }
     const ac = new AbortController();
-    const timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), f.timeout);
+    const timeout = Math.min(f.timeout, MAX_TIMEOUT);
+    const timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), timeout);
     this.#handling.add(ac);
     try {
       const body = decodeBody(f.body, f.flags);
       if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Req', id: String(f.id), from: f.from, to: f.to, size: f.body.length, at: Date.now() });
-      const result = await handler(body, { from: f.from, to: f.to, signal: ac.signal, deadline: Date.now() + f.timeout });
+      const result = await handler(body, { from: f.from, to: f.to, signal: ac.signal, deadline: Date.now() + timeout });
       if (!ac.signal.aborted) reply('', '', result);
     } catch (err) {
       if (ac.signal.aborted) return;

@@ -9,6 +9,7 @@ import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { checkName, ID_PREFIX, splitAddress } from './address.js';
 import { ByteWriter } from './codec/bytes.js';
 import {
+  AckStatus,
   BodyCodec,
   frame,
   FrameTooLargeError,
@@ -65,6 +66,58 @@ export interface RouterLimits {
   maxFrameBytes: number;
   /** A connection must complete its handshake within this many ms. @default 10000 */
   handshakeTimeout: number;
+  /** Connections at once, handshakes included; more are closed with LIMIT (4003). @default 10000 */
+  maxConnections: number;
+  /** Peers in one namespace; more are refused at the handshake with LIMIT. @default 10000 */
+  maxPeersPerNamespace: number;
+  /** Requests one peer may have awaiting a reply through the relay; more get a LIMIT reply. @default 1000 */
+  maxPendingRequests: number;
+  /**
+   * Data frames (MSG, REQ, PUB, BCAST) per second per connection, with bursts up to twice
+   * that (token bucket). Over it: MSG is refused (the sender retries), REQ gets LIMIT, PUB
+   * and BCAST are dropped and the sender told LIMIT. @default 100000
+   */
+  rateLimit: number;
+  /**
+   * Outgoing bytes buffered for one connection (unsent batch + transport buffer) above which
+   * best-effort frames to it (PUB, BCAST, PRESENCE) are dropped, MSGs refused (they stay in
+   * the sender's outbox) and REQs answered LIMIT. @default 8388608
+   */
+  maxBufferedBytes: number;
+  /** A connection above `maxBufferedBytes` for this many ms is disconnected as a slow consumer (4004). @default 5000 */
+  slowConsumerTimeout: number;
+}
+
+/** Counters and gauges of a Router (see `Router.metrics()`). Frame counters are by kind name. */
+export interface RouterMetrics {
+  connections: number;
+  /** Peers by namespace. */
+  peers: Map<string, number>;
+  framesIn: Record<string, number>;
+  bytesIn: Record<string, number>;
+  framesOut: Record<string, number>;
+  bytesOut: Record<string, number>;
+  /** Frames dropped, by reason code (NO_ROUTE, LIMIT, SLOW_CONSUMER, RATE, NOT_REQUESTED). */
+  drops: Record<string, number>;
+  /** Requests forwarded to a peer. */
+  requests: number;
+  /** Request round trips through the relay, seconds: cumulative counts per upper bound. */
+  requestLatency: { bounds: readonly number[]; counts: number[]; sum: number; count: number };
+  slowConsumerDisconnects: number;
+  authFailures: number;
+  protocolErrors: number;
+}
+
+/** Upper bounds (seconds) of the request latency histogram. */
+export const LATENCY_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A request in flight through the relay: only `responder` may answer it. */
+interface InFlight {
+  id: number;
+  requester: Conn;
+  responder: Conn;
+  start: number;
+  deadline: number;
 }
 
 export interface RouterOptions {
@@ -122,12 +175,35 @@ class Conn {
   connection!: Connection;
   /** Set by `Router.close` to learn when this connection is gone. */
   onClosed: (() => void) | undefined;
+  /** Requests this peer sent that await a reply, by request id. */
+  readonly requests = new Map<number, InFlight>();
+  /** Requests routed to this peer that it has not answered. */
+  readonly serving = new Set<InFlight>();
+  /** Token bucket for rateLimit. */
+  tokens = 0;
+  refilled = 0;
+  /** When the outgoing buffer first went over maxBufferedBytes (0 = it is not over). */
+  overSince = 0;
+  /** Last time a rate-limit ERR was sent (they are sent at most once a second). */
+  rateErrAt = 0;
   constructor(readonly id: string) {
     this.label = id;
   }
 }
 
-const DEFAULT_LIMITS: RouterLimits = { maxFrameBytes: DEFAULT_MAX_FRAME, handshakeTimeout: 10_000 };
+const DEFAULT_LIMITS: RouterLimits = {
+  maxFrameBytes: DEFAULT_MAX_FRAME,
+  handshakeTimeout: 10_000,
+  maxConnections: 10_000,
+  maxPeersPerNamespace: 10_000,
+  maxPendingRequests: 1000,
+  rateLimit: 100_000,
+  maxBufferedBytes: 8 * 1024 * 1024,
+  slowConsumerTimeout: 5000,
+};
+
+/** Frame kinds that are best-effort: dropped (not queued) for a slow consumer. */
+const BEST_EFFORT = new Set<number>([Kind.Pub, Kind.Bcast, Kind.Presence]);
 
 /** Client-to-relay frame kinds; anything else from a client is a protocol error. */
 const FROM_CLIENT = new Set<number>([
@@ -141,11 +217,22 @@ export class Router extends Emitter<RouterEvents> {
   readonly #namespaces = new Map<string, Namespace>();
   readonly #conns = new Set<Conn>();
   readonly #fanout = new ByteWriter(4096);
+  /** Reused for each publish's set of matching connections. */
+  readonly #matched = new Set<Conn>();
   // Ids are unique per router instance; the random part keeps ids from an earlier relay run
   // from naming a different peer after a restart.
   readonly #idBase = `${ID_PREFIX}${randomToken(4)}`;
   #nextId = 0;
   #closing = false;
+  #sweeper: ReturnType<typeof setInterval> | undefined;
+  // Metrics: frame counters indexed by kind byte, shared with every Connection.
+  readonly #counters = { framesIn: new Float64Array(256), bytesIn: new Float64Array(256), framesOut: new Float64Array(256), bytesOut: new Float64Array(256) };
+  readonly #drops = new Map<string, number>();
+  readonly #latency = { counts: new Array<number>(LATENCY_BOUNDS.length + 1).fill(0), sum: 0, count: 0 };
+  #requestsForwarded = 0;
+  #slowConsumerDisconnects = 0;
+  #authFailures = 0;
+  #protocolErrors = 0;
 
   constructor(options: RouterOptions = {}) {
     super();
@@ -157,6 +244,42 @@ export class Router extends Emitter<RouterEvents> {
       throw new RangeError(`limits.maxFrameBytes must be an integer from 1 to 2^32-1, got ${maxFrameBytes}`);
     }
     if (!(handshakeTimeout > 0)) throw new RangeError(`limits.handshakeTimeout must be a positive number of ms, got ${handshakeTimeout}`);
+    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout'] as const) {
+      if (!(this.limits[key] > 0)) throw new RangeError(`limits.${key} must be a positive number, got ${this.limits[key]}`);
+    }
+    this.on('auth-failure', () => this.#authFailures++);
+  }
+
+  /** A snapshot of the counters and gauges (rendered as Prometheus text by the Node relay). */
+  metrics(): RouterMetrics {
+    const byKind = (a: Float64Array): Record<string, number> => {
+      const out: Record<string, number> = {};
+      for (let k = 0; k < 256; k++) if (a[k]! > 0) out[kindName(k)] = a[k]!;
+      return out;
+    };
+    const counts: number[] = [];
+    let cumulative = 0;
+    for (const n of this.#latency.counts) counts.push((cumulative += n));
+    return {
+      connections: this.#conns.size,
+      peers: this.namespaces(),
+      framesIn: byKind(this.#counters.framesIn),
+      bytesIn: byKind(this.#counters.bytesIn),
+      framesOut: byKind(this.#counters.framesOut),
+      bytesOut: byKind(this.#counters.bytesOut),
+      drops: Object.fromEntries(this.#drops),
+      requests: this.#requestsForwarded,
+      requestLatency: { bounds: LATENCY_BOUNDS, counts, sum: this.#latency.sum, count: this.#latency.count },
+      slowConsumerDisconnects: this.#slowConsumerDisconnects,
+      authFailures: this.#authFailures,
+      protocolErrors: this.#protocolErrors,
+    };
+  }
+
+  /** Outgoing bytes buffered for the peer with this id (for diagnostics and tests). */
+  bufferedAmount(id: string): number | undefined {
+    for (const c of this.#conns) if (c.id === id) return c.connection.bufferedAmount;
+    return undefined;
   }
 
   /** Number of open transports (including those still in their handshake). */
@@ -171,17 +294,28 @@ export class Router extends Emitter<RouterEvents> {
       return;
     }
     const c = new Conn(`${this.#idBase}${(this.#nextId++).toString(36)}`);
+    const full = this.#conns.size >= this.limits.maxConnections;
     this.#conns.add(c);
     c.connection = new Connection(
       transport,
       {
         frame: (f) => this.#onFrame(c, f),
         protocolError: (err) => this.#fail(c, err),
-        drain: () => {},
+        drain: () => {
+          if (c.connection.bufferedAmount <= this.limits.maxBufferedBytes) c.overSince = 0;
+        },
         close: (info) => this.#onClose(c, info),
       },
-      { maxFrameBytes: this.limits.maxFrameBytes },
+      { maxFrameBytes: this.limits.maxFrameBytes, counters: this.#counters },
     );
+    c.tokens = this.limits.rateLimit * 2;
+    c.refilled = Date.now();
+    if (full) {
+      this.#drop(c, undefined, '', ErrorCode.LIMIT);
+      this.#kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `relay is at its ${this.limits.maxConnections}-connection limit`);
+      return;
+    }
+    this.#sweeper ??= setInterval(() => this.#sweep(), 250);
     c.timer = setTimeout(() => {
       c.timer = undefined;
       if (c.state === 'handshake') this.#kick(c, CloseCode.TIMEOUT, ErrorCode.TIMEOUT, 'handshake not completed in time');
@@ -223,6 +357,71 @@ export class Router extends Emitter<RouterEvents> {
     ]);
     clearTimeout(timer);
     for (const c of this.#conns) this.#onClose(c, { code: CloseCode.GOING_AWAY, reason: 'relay shut down' });
+    clearInterval(this.#sweeper);
+    this.#sweeper = undefined;
+  }
+
+  /** Expires unanswered requests and disconnects slow consumers. */
+  #sweep(): void {
+    const now = Date.now();
+    const cap = this.limits.maxBufferedBytes;
+    for (const c of this.#conns) {
+      for (const r of c.requests.values()) if (r.deadline <= now) this.#settleRequest(r);
+      if (c.overSince === 0) continue;
+      if (c.connection.bufferedAmount <= cap) c.overSince = 0;
+      else if (now - c.overSince >= this.limits.slowConsumerTimeout) {
+        this.#slowConsumerDisconnects++;
+        this.#kick(c, CloseCode.SLOW_CONSUMER, ErrorCode.LIMIT, `slow consumer: over ${cap} buffered bytes for ${this.limits.slowConsumerTimeout} ms`);
+      }
+    }
+    if (this.#conns.size === 0) {
+      clearInterval(this.#sweeper);
+      this.#sweeper = undefined;
+    }
+  }
+
+  #settleRequest(r: InFlight): void {
+    r.requester.requests.delete(r.id);
+    r.responder.serving.delete(r);
+  }
+
+  /** Takes one token from the connection's bucket; false when it is empty. */
+  #rate(c: Conn): boolean {
+    if (c.tokens >= 1) {
+      c.tokens--;
+      return true;
+    }
+    const now = Date.now();
+    const rate = this.limits.rateLimit;
+    c.tokens = Math.min(rate * 2, c.tokens + ((now - c.refilled) * rate) / 1000);
+    c.refilled = now;
+    if (c.tokens >= 1) {
+      c.tokens--;
+      return true;
+    }
+    return false;
+  }
+
+  /** Whether `target` can take more now; notes when it went over its buffer cap. */
+  #hasRoom(target: Conn): boolean {
+    if (target.connection.bufferedAmount <= this.limits.maxBufferedBytes) return true;
+    if (target.overSince === 0) target.overSince = Date.now();
+    return false;
+  }
+
+  /** Tells a MSG's sender to retry later (as if the receiver's mailbox were full). */
+  #refuseMsg(c: Conn, f: FrameOf<typeof Kind.Msg>, reason: string): void {
+    this.#drop(c, f, f.to, reason);
+    const dest = splitAddress(f.to).name;
+    c.connection.write(frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status: AckStatus.Limit }));
+  }
+
+  #rateLimited(c: Conn, f: Frame): void {
+    const now = Date.now();
+    if (now - c.rateErrAt < 1000) return this.#drop(c, f, '', 'RATE');
+    c.rateErrAt = now;
+    this.#drop(c, f, '', 'RATE');
+    c.connection.write(frame(Kind.Err, { ref: 0, code: ErrorCode.LIMIT, message: `rate limit of ${this.limits.rateLimit} messages per second exceeded` }));
   }
 
   // ---- frames -------------------------------------------------------------------------------
@@ -246,16 +445,23 @@ export class Router extends Emitter<RouterEvents> {
           c.connection.write(frame(Kind.Pong, { nonce: f.nonce }));
           return;
         case Kind.Msg:
+          if (!this.#rate(c)) return this.#refuseMsg(c, f, 'RATE');
           return this.#msg(c, f);
         case Kind.Ack:
-          return this.#direct(c, f, f.to);
+          return this.#ack(c, f);
         case Kind.Req:
+          if (!this.#rate(c)) {
+            this.#drop(c, f, f.to, 'RATE');
+            return void c.connection.write(frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message: 'rate limit exceeded' }));
+          }
           return this.#req(c, f);
         case Kind.Rep:
-          return this.#direct(c, f, f.to);
+          return this.#rep(c, f);
         case Kind.Pub:
+          if (!this.#rate(c)) return this.#rateLimited(c, f);
           return this.#pub(c, f);
         case Kind.Bcast:
+          if (!this.#rate(c)) return this.#rateLimited(c, f);
           return this.#bcast(c, f);
         case Kind.Sub:
         case Kind.Unsub:
@@ -307,6 +513,10 @@ export class Router extends Emitter<RouterEvents> {
     const badNs = checkName(nsName, 'namespace');
     if (badNs) return this.#fail(c, new ProtocolError(badNs));
     const ns = this.#namespace(nsName);
+    if (ns.byId.size >= this.limits.maxPeersPerNamespace) {
+      if (ns.byId.size === 0) this.#namespaces.delete(nsName);
+      return this.#kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `namespace "${nsName}" is at its ${this.limits.maxPeersPerNamespace}-peer limit`);
+    }
     if (name !== undefined && ns.byName.has(name)) {
       return this.#kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" is taken in namespace "${nsName}"`);
     }
@@ -345,6 +555,8 @@ export class Router extends Emitter<RouterEvents> {
       c.connection.write(frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no peer "${splitAddress(f.to).name}"` }));
       return;
     }
+    // A slow receiver gets no more durable messages: they wait in the sender's outbox.
+    if (!this.#hasRoom(target)) return this.#refuseMsg(c, f, 'SLOW_CONSUMER');
     this.#forward(c, target, { ...f, from: c.label });
   }
 
@@ -358,13 +570,43 @@ export class Router extends Emitter<RouterEvents> {
       );
       return;
     }
+    const refuse = (reason: string, message: string): void => {
+      this.#drop(c, f, f.to, reason);
+      c.connection.write(frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }));
+    };
+    if (c.requests.size >= this.limits.maxPendingRequests) {
+      return refuse(ErrorCode.LIMIT, `${this.limits.maxPendingRequests} requests already awaiting replies`);
+    }
+    if (c.requests.has(f.id)) return refuse(ErrorCode.LIMIT, `request id ${f.id} is already in flight`);
+    if (!this.#hasRoom(target)) return refuse('SLOW_CONSUMER', `"${name}" is not keeping up`);
+    const now = Date.now();
+    const r: InFlight = { id: f.id, requester: c, responder: target, start: performance.now(), deadline: now + Math.min(f.timeout, 0x7fffffff) };
+    c.requests.set(f.id, r);
+    target.serving.add(r);
+    this.#requestsForwarded++;
     this.#forward(c, target, { ...f, from: c.label });
   }
 
-  /** Acks and replies go to the peer named (or id'd) in `to`; if it is gone they are dropped. */
-  #direct(c: Conn, f: FrameOf<typeof Kind.Ack> | FrameOf<typeof Kind.Rep>, to: string): void {
-    const target = this.#peer(c.ns!, to);
-    if (!target) return this.#drop(c, f, to, ErrorCode.NO_ROUTE);
+  /** A reply is forwarded only from the peer the request was routed to, once. */
+  #rep(c: Conn, f: FrameOf<typeof Kind.Rep>): void {
+    const requester = this.#peer(c.ns!, f.to);
+    const r = requester?.requests.get(f.id);
+    if (!requester || !r || r.responder !== c) return this.#drop(c, f, f.to, requester ? 'NOT_REQUESTED' : ErrorCode.NO_ROUTE);
+    this.#settleRequest(r);
+    const seconds = (performance.now() - r.start) / 1000;
+    const l = this.#latency;
+    let i = 0;
+    while (i < LATENCY_BOUNDS.length && seconds > LATENCY_BOUNDS[i]!) i++;
+    l.counts[i]!++;
+    l.sum += seconds;
+    l.count++;
+    this.#forward(c, requester, { ...f, from: c.label });
+  }
+
+  /** Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. */
+  #ack(c: Conn, f: FrameOf<typeof Kind.Ack>): void {
+    const target = this.#peer(c.ns!, f.to);
+    if (!target) return this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
     this.#forward(c, target, { ...f, from: c.label });
   }
 
@@ -374,9 +616,10 @@ export class Router extends Emitter<RouterEvents> {
     if (!allowed(c.grant.publish, (p) => matchTopic(p, f.topic))) {
       return this.#refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
     }
-    const subs = c.ns!.topics.match(f.topic, new Set());
+    const subs = c.ns!.topics.match(f.topic, this.#matched);
     if (subs.size === 0) return this.#drop(c, f, f.topic, ErrorCode.NO_ROUTE);
     this.#fanOut(c, subs, { ...f, from: c.label }, f.topic);
+    subs.clear();
   }
 
   #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
@@ -468,6 +711,10 @@ export class Router extends Emitter<RouterEvents> {
     const unit = w.buf.subarray(0, w.pos);
     let n = 0;
     for (const t of targets) {
+      if (!this.#hasRoom(t)) {
+        this.#drop(c, f, t.label, 'SLOW_CONSUMER');
+        continue;
+      }
       t.connection.writeEncoded(unit);
       n++;
     }
@@ -486,8 +733,9 @@ export class Router extends Emitter<RouterEvents> {
     c.connection.write(frame(Kind.Err, { ref, code, message }));
   }
 
-  #drop(c: Conn, f: Frame, to: string, reason: Code): void {
-    if (this.listens('trace')) this.#trace('drop', f, c.label, to, reason);
+  #drop(c: Conn, f: Frame | undefined, to: string, reason: string): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+    if (f && this.listens('trace')) this.#trace('drop', f, c.label, to, reason);
   }
 
   #trace(type: TraceEvent['type'], f: Frame, from: string, to: string, reason?: string): void {
@@ -501,7 +749,11 @@ export class Router extends Emitter<RouterEvents> {
   #presence(ns: Namespace, c: Conn, event: number): void {
     if (ns.watchers.size === 0) return;
     const f = frame(Kind.Presence, { event, name: c.name!, id: c.id });
-    for (const w of ns.watchers) if (w !== c) w.connection.write(f);
+    for (const w of ns.watchers) {
+      if (w === c) continue;
+      if (this.#hasRoom(w)) w.connection.write(f);
+      else this.#drop(c, f, w.label, 'SLOW_CONSUMER');
+    }
   }
 
   #leaveGroup(c: Conn, name: string): void {
@@ -518,6 +770,7 @@ export class Router extends Emitter<RouterEvents> {
   /** Closes one connection for breaking the protocol; others are unaffected. */
   #fail(c: Conn, err: ProtocolError): void {
     if (c.state === 'closed') return;
+    this.#protocolErrors++;
     this.emit('protocol-error', { id: c.id, error: err });
     if (err instanceof FrameTooLargeError) this.#kick(c, CloseCode.TOO_BIG, ErrorCode.LIMIT, err.reason);
     else this.#kick(c, CloseCode.PROTOCOL, ErrorCode.PROTOCOL, err.reason);
@@ -545,6 +798,14 @@ export class Router extends Emitter<RouterEvents> {
       for (const p of c.patterns) ns.topics.remove(p, c);
       c.patterns.clear();
       ns.watchers.delete(c);
+      // Requests this peer was serving will never be answered: tell their requesters now.
+      for (const r of [...c.serving]) {
+        this.#settleRequest(r);
+        r.requester.connection.write(
+          frame(Kind.Rep, { to: r.requester.label, from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }),
+        );
+      }
+      for (const r of [...c.requests.values()]) this.#settleRequest(r);
       if (c.name !== undefined) this.#presence(ns, c, PresenceEvent.Leave);
       if (ns.byId.size === 0) this.#namespaces.delete(ns.name);
       if (wasOpen) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });

@@ -246,8 +246,8 @@ describe('frames - exact bytes', () => {
   });
 
   it('ACK with a u8 status', () => {
-    const f = frame(Kind.Ack, { to: 'a', from: 'b', origin: 'o', seq: 1, status: AckStatus.Gap });
-    expect([...encodeFrame(f)]).toEqual(unit([0x11, 0x00, 1, 0x61, 1, 0x62, 1, 0x6f, 0x01, 0x02]));
+    const f = frame(Kind.Ack, { to: 'a', from: 'b', dest: 'c', origin: 'o', seq: 1, status: AckStatus.Gap });
+    expect([...encodeFrame(f)]).toEqual(unit([0x11, 0x00, 1, 0x61, 1, 0x62, 1, 0x63, 1, 0x6f, 0x01, 0x02]));
     expect(decodeAll(encodeFrame(f))).toEqual([f]);
   });
 
@@ -370,7 +370,7 @@ describe('frames - malformed input gives PROTOCOL with a reason', () => {
   it('a truncated field', () => {
     expect(reasonOf(unit([0x04, 0x00]))).toBe('truncated Ping.nonce');
     expect(reasonOf(unit([0x04, 0x00, 0x80]))).toBe('truncated Ping.nonce');
-    expect(reasonOf(unit([0x11, 0x00, 1, 0x61, 1, 0x62, 1, 0x6f, 0x01]))).toBe('truncated Ack.status');
+    expect(reasonOf(unit([0x11, 0x00, 1, 0x61, 1, 0x62, 1, 0x63, 1, 0x6f, 0x01]))).toBe('truncated Ack.status');
     expect(reasonOf(unit([0x01, 0x00, 0x01, 0x00]))).toBe('truncated Hello.namespace length');
   });
 

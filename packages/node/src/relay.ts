@@ -2,12 +2,14 @@
  * `createRelay(options)`: the core Router behind `ws` on an HTTP(S) server, with `/healthz`.
  */
 import { Router, type AuthHook, type RouterLimits } from '@missive/core';
+import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createAuth, type RelayAuthOptions } from './auth.js';
 import { silentLogger, type Logger } from './logger.js';
+import { renderMetrics } from './metrics.js';
 import { wsTransport } from './ws-transport.js';
 
 export interface RelayTlsOptions {
@@ -32,6 +34,11 @@ export interface RelayOptions {
   auth?: RelayAuthOptions | AuthHook;
   /** Allow an open relay (no auth) on a non-loopback address. @default false */
   insecure?: boolean;
+  /**
+   * Token for the relay's admin surface: when set, `GET /metrics` requires
+   * `Authorization: Bearer <adminToken>`.
+   */
+  adminToken?: string;
   limits?: Partial<RouterLimits>;
   /** Serve `wss://` and `https://` with this certificate. */
   tls?: RelayTlsOptions;
@@ -74,6 +81,16 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     if (req.method === 'GET' && url.pathname === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ status: 'ok', connections: router.connectionCount }));
+      return;
+    }
+    if (req.method === 'GET' && url.pathname === '/metrics') {
+      if (options.adminToken !== undefined && !bearerIs(req.headers.authorization, options.adminToken)) {
+        res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
+        res.end('admin token required\n');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+      res.end(renderMetrics(router.metrics()));
       return;
     }
     res.writeHead(404, { 'content-type': 'text/plain' });
@@ -155,4 +172,10 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
 /** Whether `host` only accepts connections from this machine. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function bearerIs(header: string | undefined, token: string): boolean {
+  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
+  const want = Buffer.from(token);
+  return given.length === want.length && timingSafeEqual(given, want);
 }

@@ -61,7 +61,7 @@ export const schemas = {
   [Kind.Ping]: { fields: [['nonce', 'uint']], body: false },
   [Kind.Pong]: { fields: [['nonce', 'uint']], body: false },
   [Kind.Msg]: { fields: [['ref', 'uint'], ['to', 'str'], ['from', 'str'], ['origin', 'str'], ['seq', 'uint'], ['base', 'uint'], ['sentAt', 'uint']], body: true },
-  [Kind.Ack]: { fields: [['to', 'str'], ['from', 'str'], ['origin', 'str'], ['seq', 'uint'], ['status', 'u8']], body: false },
+  [Kind.Ack]: { fields: [['to', 'str'], ['from', 'str'], ['dest', 'str'], ['origin', 'str'], ['seq', 'uint'], ['status', 'u8']], body: false },
   [Kind.Req]: { fields: [['to', 'str'], ['from', 'str'], ['id', 'uint'], ['timeout', 'uint']], body: true },
   [Kind.Rep]: { fields: [['to', 'str'], ['from', 'str'], ['id', 'uint'], ['code', 'str'], ['message', 'str']], body: true },
   [Kind.Pub]: { fields: [['topic', 'str'], ['from', 'str']], body: true },
@@ -174,7 +174,7 @@ export function encodeBatch(frames: readonly Frame[]): Uint8Array {
  * malformed frame (earlier frames of the batch have already been delivered: they were valid).
  * `maxFrame` bounds each frame's length; exceeding it is a ProtocolError with `limit` set.
  */
-export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Frame) => void): void {
+export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Frame, size: number) => void): void {
   if (data.length === 0) throw new ProtocolError('empty message');
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = 0;
@@ -184,7 +184,7 @@ export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Fra
     pos += 4;
     if (len > maxFrame) throw new FrameTooLargeError(len, maxFrame);
     if (len > data.length - pos) throw new ProtocolError(`frame length ${len} exceeds message`);
-    onFrame(decodeFrame(data, pos, pos + len));
+    onFrame(decodeFrame(data, pos, pos + len), len + 4);
     pos += len;
   }
 }

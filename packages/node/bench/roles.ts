@@ -1,0 +1,264 @@
+/**
+ * One benchmark role per process: a relay (missive or raw) or a client role. The orchestrator
+ * (`run.ts`) forks this file with `--role …` and talks to it over IPC.
+ */
+import { connect, createRelay, type Peer } from '../src/index.js';
+import WebSocket from 'ws';
+import { startRawRelay } from './raw-relay.js';
+
+type Impl = 'missive' | 'raw';
+interface Args {
+  role: string;
+  impl: Impl;
+  url: string;
+  n: number;
+  size: number;
+  concurrency: number;
+  duration: number;
+  count: number;
+}
+
+const args = JSON.parse(process.argv[2] ?? '{}') as Args;
+const send = (m: unknown): void => void process.send!(m);
+const now = (): number => performance.timeOrigin + performance.now();
+const immediate = (): Promise<void> => new Promise((r) => setImmediate(r));
+const HWM = 1024 * 1024;
+const onMessage = (fn: (m: { cmd: string }) => void): void => void process.on('message', fn);
+
+function rawHeader(target: string, payload: number): Buffer {
+  const b = Buffer.alloc(1 + target.length + payload, 0x61);
+  b[0] = target.length;
+  b.write(target, 1, 'latin1');
+  return b;
+}
+
+async function rawClient(url: string, registration: string): Promise<WebSocket> {
+  const ws = new WebSocket(url, { perMessageDeflate: false, maxPayload: 0 });
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
+  ws.send(registration);
+  await new Promise<void>((resolve) => ws.once('message', () => resolve()));
+  return ws;
+}
+
+const missiveOpts = { outboxCapacity: 1_000_000, mailboxCapacity: 1_000_000, maxPendingRequests: 100_000, connectTimeout: 30_000 };
+
+async function main(): Promise<void> {
+  switch (args.role) {
+    case 'relay': {
+      const relay =
+        args.impl === 'raw'
+          ? await startRawRelay()
+          : await createRelay({ port: 0, heartbeatInterval: 60_000, limits: { maxBufferedBytes: 64 * 1024 * 1024, rateLimit: 100_000_000, maxConnections: 100_000, maxPeersPerNamespace: 100_000, maxPendingRequests: 100_000 } });
+      const url = 'url' in relay ? relay.url : `ws://127.0.0.1:${relay.port}`;
+      onMessage(async (m) => {
+        if (m.cmd === 'mem') {
+          for (let i = 0; i < 3; i++) {
+            global.gc?.();
+            await immediate();
+          }
+          const u = process.memoryUsage();
+          send({ mem: { rss: u.rss, heap: u.heapUsed, external: u.external + u.arrayBuffers } });
+        } else if (m.cmd === 'stop') {
+          await relay.close();
+          process.exit(0);
+        }
+      });
+      send({ ready: true, url });
+      return;
+    }
+
+    case 'recv': {
+      // Counts n messages of one-way traffic; reports the time the last one arrived.
+      let count = 0;
+      const done = (): void => send({ done: true, at: now(), count });
+      if (args.impl === 'raw') {
+        const ws = await rawClient(args.url, 'recv');
+        ws.on('message', () => {
+          if (++count === args.n) done();
+        });
+      } else {
+        const p = await connect(args.url, { name: 'recv', ...missiveOpts });
+        await p.subscribe('bench.oneway', () => {
+          if (++count === args.n) done();
+        }).ready;
+      }
+      send({ ready: true });
+      return;
+    }
+
+    case 'send': {
+      // Sends n messages of `size` bytes as fast as backpressure allows, on 'go'.
+      let write: () => void;
+      let buffered: () => number;
+      if (args.impl === 'raw') {
+        const ws = await rawClient(args.url, 'send');
+        const msg = rawHeader('recv', args.size);
+        write = () => ws.send(msg, { binary: true });
+        buffered = () => ws.bufferedAmount;
+      } else {
+        const p: Peer = await connect(args.url, { name: 'send', ...missiveOpts });
+        const body = new Uint8Array(args.size).fill(0x61);
+        write = () => p.publish('bench.oneway', body);
+        buffered = () => p.bufferedAmount;
+      }
+      send({ ready: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        for (let sent = 0; sent < args.n; ) {
+          for (let i = 0; i < 256 && sent < args.n; i++, sent++) write();
+          while (buffered() > HWM) await immediate();
+          await Promise.resolve();
+        }
+        send({ sent: true });
+      });
+      return;
+    }
+
+    case 'responder': {
+      if (args.impl === 'raw') {
+        const ws = await rawClient(args.url, 'responder');
+        ws.on('message', (data: Buffer) => {
+          // [len]responder [len]requester [u32 id] payload → [len]requester [len]responder [u32 id] payload
+          const l1 = data[0]!;
+          const l2 = data[1 + l1]!;
+          const out = Buffer.allocUnsafe(data.length);
+          data.copy(out, 0, 1 + l1, 2 + l1 + l2);
+          out[1 + l2] = l1;
+          data.copy(out, 2 + l2, 1, 1 + l1);
+          data.copy(out, 2 + l1 + l2, 2 + l1 + l2);
+          ws.send(out, { binary: true });
+        });
+      } else {
+        const p = await connect(args.url, { name: 'responder', ...missiveOpts });
+        p.handle('echo', (body) => body);
+      }
+      send({ ready: true });
+      return;
+    }
+
+    case 'requester': {
+      let call: () => Promise<unknown>;
+      if (args.impl === 'raw') {
+        const ws = await rawClient(args.url, 'requester');
+        const pending = new Map<number, () => void>();
+        let next = 0;
+        ws.on('message', (data: Buffer) => {
+          const l1 = data[0]!;
+          const l2 = data[1 + l1]!;
+          const id = data.readUInt32LE(2 + l1 + l2);
+          pending.get(id)?.();
+          pending.delete(id);
+        });
+        const target = 'responder';
+        const me = 'requester';
+        call = () =>
+          new Promise<void>((resolve) => {
+            const id = next++ >>> 0;
+            const b = Buffer.alloc(2 + target.length + me.length + 4 + args.size, 0x61);
+            b[0] = target.length;
+            b.write(target, 1, 'latin1');
+            b[1 + target.length] = me.length;
+            b.write(me, 2 + target.length, 'latin1');
+            b.writeUInt32LE(id, 2 + target.length + me.length);
+            pending.set(id, resolve);
+            ws.send(b, { binary: true });
+          });
+      } else {
+        const p = await connect(args.url, { name: 'requester', ...missiveOpts });
+        const body = new Uint8Array(args.size).fill(0x61);
+        call = () => p.request('responder/echo', body, { timeout: 30_000 });
+      }
+      send({ ready: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        // Warm up, then measure.
+        for (let i = 0; i < 200; i++) await call();
+        const latencies: number[] = [];
+        const start = performance.now();
+        const end = start + args.duration;
+        await Promise.all(
+          Array.from({ length: args.concurrency }, async () => {
+            while (performance.now() < end) {
+              const t = performance.now();
+              await call();
+              latencies.push(performance.now() - t);
+            }
+          }),
+        );
+        const elapsed = performance.now() - start;
+        latencies.sort((a, b) => a - b);
+        const q = (p: number): number => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+        send({ result: { rps: (latencies.length / elapsed) * 1000, p50: q(0.5), p99: q(0.99) } });
+      });
+      return;
+    }
+
+    case 'subscribers': {
+      // `count` subscribers in this process, each expecting n messages.
+      let finished = 0;
+      const onDone = (): void => {
+        if (++finished === args.count) send({ done: true, at: now() });
+      };
+      for (let s = 0; s < args.count; s++) {
+        let got = 0;
+        if (args.impl === 'raw') {
+          const ws = await rawClient(args.url, `sub${s}@subs`);
+          ws.on('message', () => {
+            if (++got === args.n) onDone();
+          });
+        } else {
+          const p = await connect(args.url, { name: `sub${s}`, ...missiveOpts });
+          await p.subscribe('bench.fan', () => {
+            if (++got === args.n) onDone();
+          }).ready;
+        }
+      }
+      send({ ready: true });
+      return;
+    }
+
+    case 'publisher': {
+      let write: () => void;
+      let buffered: () => number;
+      if (args.impl === 'raw') {
+        const ws = await rawClient(args.url, 'pub');
+        const msg = rawHeader('subs', args.size);
+        write = () => ws.send(msg, { binary: true });
+        buffered = () => ws.bufferedAmount;
+      } else {
+        const p = await connect(args.url, { name: 'pub', ...missiveOpts });
+        const body = new Uint8Array(args.size).fill(0x61);
+        write = () => p.publish('bench.fan', body);
+        buffered = () => p.bufferedAmount;
+      }
+      send({ ready: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        for (let sent = 0; sent < args.n; ) {
+          for (let i = 0; i < 64 && sent < args.n; i++, sent++) write();
+          while (buffered() > HWM) await immediate();
+          await immediate();
+        }
+      });
+      return;
+    }
+
+    case 'idle': {
+      const held: unknown[] = [];
+      for (let i = 0; i < args.count; i++) {
+        held.push(args.impl === 'raw' ? await rawClient(args.url, `idle${i}`) : await connect(args.url, { name: `idle${i}`, ...missiveOpts }));
+      }
+      send({ ready: true, held: held.length });
+      return;
+    }
+  }
+  throw new Error(`unknown role ${args.role}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
