@@ -40,7 +40,9 @@ export class Connection {
   readonly transport: Transport;
   readonly maxFrameBytes: number;
   readonly #flushBytes: number;
-  readonly #w = new ByteWriter(16 * 1024);
+  // Starts small: an idle connection should cost little (the relay holds thousands). It grows
+  // with a burst and is given back after a flush once it is large (see `flush`).
+  #w = new ByteWriter(256);
   #scheduled = false;
   #closed = false;
   readonly #counters: FrameCounters | undefined;
@@ -136,6 +138,7 @@ export class Connection {
   flush(): void {
     if (this.#w.pos === 0 || !this.open) return;
     const data = this.#w.take();
+    if (this.#w.buf.length > 256 * 1024) this.#w = new ByteWriter(256);
     this.bytesOut += data.length;
     this.transport.send(data);
   }

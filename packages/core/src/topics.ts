@@ -3,15 +3,34 @@
  * one token and `>` (last token only) matches one or more remaining tokens, as in NATS.
  */
 
-/** Throws a TypeError unless `topic` is a valid concrete topic (no wildcards, no empty token). */
+/** Returns why `topic` is not a valid concrete topic (no wildcards, no empty token), or undefined. */
 export function checkTopic(topic: string): string | undefined {
   if (typeof topic !== 'string' || topic.length === 0) return 'topic must be a non-empty string';
   if (topic.length > 1024) return 'topic longer than 1024 characters';
-  for (const t of topic.split('.')) {
-    if (t.length === 0) return `topic "${topic}" has an empty token`;
-    if (t === '*' || t === '>') return `topic "${topic}" contains a wildcard; publish to a concrete topic`;
+  // A scan, not split(): this runs for every publish, at the peer and at the relay.
+  let start = 0;
+  for (let i = 0; i <= topic.length; i++) {
+    if (i < topic.length && topic.charCodeAt(i) !== 0x2e) continue;
+    if (i === start) return `topic "${topic}" has an empty token`;
+    if (i === start + 1) {
+      const c = topic.charCodeAt(start);
+      if (c === 0x2a || c === 0x3e) return `topic "${topic}" contains a wildcard; publish to a concrete topic`;
+    }
+    start = i + 1;
   }
   return undefined;
+}
+
+const tokenCache = new Map<string, string[]>();
+/** `topic.split('.')`, cached: publishers reuse a few topics, so most lookups hit. Bounded to 4096 entries. */
+export function tokensOf(topic: string): string[] {
+  let t = tokenCache.get(topic);
+  if (t === undefined) {
+    if (tokenCache.size >= 4096) tokenCache.clear();
+    t = topic.split('.');
+    tokenCache.set(topic, t);
+  }
+  return t;
 }
 
 /** Returns why `pattern` is invalid, or undefined when valid. */
@@ -29,8 +48,8 @@ export function checkPattern(pattern: string): string | undefined {
 
 /** Whether a concrete topic matches a pattern. */
 export function matchTopic(pattern: string, topic: string): boolean {
-  const p = pattern.split('.');
-  const t = topic.split('.');
+  const p = tokensOf(pattern);
+  const t = tokensOf(topic);
   for (let i = 0; i < p.length; i++) {
     const pt = p[i]!;
     if (pt === '>') return t.length > i;
@@ -96,7 +115,7 @@ export class TopicTrie<T> {
 
   /** Adds every subscriber matching `topic` to `out` (a Set, so each appears once). */
   match(topic: string, out: Set<T>): Set<T> {
-    this.#walk(this.#root, topic.split('.'), 0, out);
+    this.#walk(this.#root, tokensOf(topic), 0, out);
     return out;
   }
 

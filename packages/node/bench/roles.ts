@@ -45,6 +45,10 @@ async function rawClient(url: string, registration: string): Promise<WebSocket> 
 
 const missiveOpts = { outboxCapacity: 1_000_000, mailboxCapacity: 1_000_000, maxPendingRequests: 100_000, connectTimeout: 30_000 };
 
+process.on('message', (m: { cmd?: string }) => {
+  if (m.cmd === 'exit') process.exit(0);
+});
+
 async function main(): Promise<void> {
   switch (args.role) {
     case 'relay': {

@@ -2,7 +2,7 @@
  * Body codecs. A body is encoded once by its sender and decoded once by its receiver; the
  * frame's flags say which codec, so peers with different codecs interoperate.
  */
-import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { ProtocolError } from '../errors.js';
 import { BodyCodec, EMPTY_BODY } from './frames.js';
 
@@ -10,6 +10,10 @@ import { BodyCodec, EMPTY_BODY } from './frames.js';
 export type CodecName = 'msgpack' | 'json';
 
 const textEncoder = new TextEncoder();
+// One encoder and decoder for the module: constructing them per body costs more than encoding a
+// small body. Neither is re-entered (no extension codecs call back into them).
+const encoder = new Encoder({ ignoreUndefined: true });
+const decoder = new Decoder();
 const textDecoder = new TextDecoder('utf-8', { fatal: true });
 
 /** The flag value for a codec name. */
@@ -32,7 +36,7 @@ export function encodeBody(value: unknown, codec: BodyCodec): { bytes: Uint8Arra
     if (!(value instanceof Uint8Array)) throw new TypeError('raw body must be a Uint8Array');
     return { bytes: value, codec };
   }
-  return { bytes: msgpackEncode(value, { ignoreUndefined: true }), codec: BodyCodec.Msgpack };
+  return { bytes: encoder.encode(value), codec: BodyCodec.Msgpack };
 }
 
 /** Decodes a body with the codec named by the frame flags. Throws ProtocolError if malformed. */
@@ -42,7 +46,7 @@ export function decodeBody(bytes: Uint8Array, flags: number): unknown {
   if (codec === BodyCodec.Raw) return bytes.slice();
   try {
     if (codec === BodyCodec.Json) return JSON.parse(textDecoder.decode(bytes));
-    return msgpackDecode(bytes);
+    return decoder.decode(bytes);
   } catch (err) {
     throw new ProtocolError(`body is not valid ${codec === BodyCodec.Json ? 'JSON' : 'msgpack'}`, { cause: err });
   }

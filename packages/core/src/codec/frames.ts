@@ -109,9 +109,58 @@ export function frame<K extends Kind>(
 
 /** Appends one frame (without the batch length prefix) to `w`. */
 export function writeFrame(w: ByteWriter, f: Frame): void {
-  const schema: Schema = schemas[f.kind];
   w.u8(f.kind);
   w.u8(f.flags);
+  // The kinds on the hot path are written field by field (same order as `schemas`); the rest
+  // go through the schema table.
+  switch (f.kind) {
+    case Kind.Pub:
+      w.str(f.topic);
+      w.str(f.from);
+      break;
+    case Kind.Msg:
+      w.varuint(f.ref);
+      w.str(f.to);
+      w.str(f.from);
+      w.str(f.origin);
+      w.varuint(f.seq);
+      w.varuint(f.base);
+      w.varuint(f.sentAt);
+      break;
+    case Kind.Req:
+      w.str(f.to);
+      w.str(f.from);
+      w.varuint(f.id);
+      w.varuint(f.timeout);
+      break;
+    case Kind.Rep:
+      w.str(f.to);
+      w.str(f.from);
+      w.varuint(f.id);
+      w.str(f.code);
+      w.str(f.message);
+      break;
+    case Kind.Ack:
+      w.str(f.to);
+      w.str(f.from);
+      w.str(f.dest);
+      w.str(f.origin);
+      w.varuint(f.seq);
+      w.u8(f.status);
+      break;
+    case Kind.Bcast:
+      w.varuint(f.ref);
+      w.str(f.to);
+      w.str(f.from);
+      break;
+    default:
+      writeFields(w, f);
+  }
+  if (f.body.length > 0) w.bytes(f.body);
+}
+
+function writeFields(w: ByteWriter, f: Frame): void {
+  const schema: Schema = schemas[f.kind];
   const values = f as unknown as Record<string, string | number>;
   for (const [name, type] of schema.fields) {
     const v = values[name];
@@ -119,8 +168,12 @@ export function writeFrame(w: ByteWriter, f: Frame): void {
     else if (type === 'uint') w.varuint(v as number);
     else w.u8(v as number);
   }
-  if (f.body.length > 0) w.bytes(f.body);
 }
+
+/** Field labels (`Msg.to`) per kind, built once: error messages name the field that broke. */
+const labels = new Map<number, string[]>(
+  Object.entries(schemas).map(([k, sc]: [string, Schema]) => [Number(k), sc.fields.map(([f]) => `${kindName(Number(k))}.${f}`)]),
+);
 
 /**
  * Decodes one frame occupying `buf[start, end)`. The body is a view into `buf` (no copy).
@@ -134,17 +187,54 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Frame 
   if (schema === undefined) throw new ProtocolError(`unknown frame kind 0x${kind.toString(16)}`);
   if ((flags & ~0x03) !== 0) throw new ProtocolError(`reserved flag bits set (0x${flags.toString(16)})`);
   const r = new ByteReader(buf, start + 2, end);
-  const out: Record<string, unknown> = { kind, flags };
-  const name = kindName(kind);
-  for (const [field, type] of schema.fields) {
-    const label = `${name}.${field}`;
-    out[field] = type === 'str' ? r.str(label) : type === 'uint' ? r.varuint(label) : r.u8(label);
+  let out: Frame;
+  // Hot kinds build their object in one literal (one hidden class per kind); fields are read in
+  // the order of `schemas`.
+  switch (kind) {
+    case Kind.Pub:
+      out = { kind, flags, topic: r.str('Pub.topic'), from: r.str('Pub.from'), body: EMPTY };
+      break;
+    case Kind.Msg:
+      out = {
+        kind, flags, ref: r.varuint('Msg.ref'), to: r.str('Msg.to'), from: r.str('Msg.from'), origin: r.str('Msg.origin'),
+        seq: r.varuint('Msg.seq'), base: r.varuint('Msg.base'), sentAt: r.varuint('Msg.sentAt'), body: EMPTY,
+      };
+      break;
+    case Kind.Req:
+      out = { kind, flags, to: r.str('Req.to'), from: r.str('Req.from'), id: r.varuint('Req.id'), timeout: r.varuint('Req.timeout'), body: EMPTY };
+      break;
+    case Kind.Rep:
+      out = {
+        kind, flags, to: r.str('Rep.to'), from: r.str('Rep.from'), id: r.varuint('Rep.id'), code: r.str('Rep.code'),
+        message: r.str('Rep.message'), body: EMPTY,
+      };
+      break;
+    case Kind.Ack:
+      out = {
+        kind, flags, to: r.str('Ack.to'), from: r.str('Ack.from'), dest: r.str('Ack.dest'), origin: r.str('Ack.origin'),
+        seq: r.varuint('Ack.seq'), status: r.u8('Ack.status'), body: EMPTY,
+      };
+      break;
+    case Kind.Bcast:
+      out = { kind, flags, ref: r.varuint('Bcast.ref'), to: r.str('Bcast.to'), from: r.str('Bcast.from'), body: EMPTY };
+      break;
+    default: {
+      const o: Record<string, unknown> = { kind, flags };
+      const names = labels.get(kind)!;
+      schema.fields.forEach(([field, type], i) => {
+        const label = names[i]!;
+        o[field] = type === 'str' ? r.str(label) : type === 'uint' ? r.varuint(label) : r.u8(label);
+      });
+      o['body'] = EMPTY;
+      out = o as Frame;
+    }
   }
-  const body = buf.subarray(r.pos, end);
-  if (body.length > 0 && !schema.body) throw new ProtocolError(`${name} frame carries a body`);
-  if (body.length > 0 && (flags & 0x03) === BodyCodec.None) throw new ProtocolError(`${name} body without a codec`);
-  out['body'] = body;
-  return out as Frame;
+  if (r.pos < end) {
+    if (!schema.body) throw new ProtocolError(`${kindName(kind)} frame carries a body`);
+    if ((flags & 0x03) === BodyCodec.None) throw new ProtocolError(`${kindName(kind)} body without a codec`);
+    out.body = buf.subarray(r.pos, end);
+  }
+  return out;
 }
 
 /** Encodes a single frame as a complete one-frame batch (used for fan-out and tests). */

@@ -1,0 +1,200 @@
+/**
+ * `npm run bench` (relay part): the same workloads through the missive relay and through a raw
+ * `ws` relay (raw-relay.ts), in one run, each relay and each client role in its own process.
+ * Prints a table of missive/raw ratios and writes it to bench/results.md at the repo root.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { fileURLToPath } from 'node:url';
+
+type Impl = 'missive' | 'raw';
+const ROLES = fileURLToPath(new URL('./roles.ts', import.meta.url));
+const RESULTS = fileURLToPath(new URL('../../../bench/results.md', import.meta.url));
+const quick = process.env.BENCH_QUICK === '1';
+const ONEWAY_N = quick ? 50_000 : 300_000;
+const FAN_N = quick ? 2_000 : 10_000;
+const REQ_MS = quick ? 1000 : 3000;
+const IDLE = 1000;
+/** BENCH_ONLY=oneway|reqrep|fanout|memory runs one workload; BENCH_IMPL=missive|raw one side. */
+const only = process.env.BENCH_ONLY;
+const want = (w: string): boolean => only === undefined || only === w;
+const impls = (process.env.BENCH_IMPL ? [process.env.BENCH_IMPL] : ['raw', 'missive']) as Impl[];
+const both = async <T>(fn: (impl: Impl) => Promise<T>): Promise<{ raw: T; missive: T }> => {
+  const out: Partial<Record<Impl, T>> = {};
+  for (const impl of impls) out[impl] = await fn(impl);
+  return { raw: out.raw ?? out.missive!, missive: out.missive ?? out.raw! };
+};
+
+interface Proc {
+  child: ChildProcess;
+  next(pred?: (m: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  send(m: unknown): void;
+}
+
+function start(args: Record<string, unknown>): Proc {
+  const child = fork(ROLES, [JSON.stringify(args)], {
+    execArgv: [
+      '--conditions=source', '--import', 'tsx', '--expose-gc', '--max-old-space-size=4096',
+      // BENCH_PROFILE=relay (or a client role) writes a CPU profile of that process to .tmp/prof.
+      ...(process.env.BENCH_PROFILE === args.role ? ['--cpu-prof', '--cpu-prof-dir=.tmp/prof'] : []),
+    ],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const queue: Record<string, unknown>[] = [];
+  let waiter: { pred: (m: Record<string, unknown>) => boolean; resolve(m: Record<string, unknown>): void } | undefined;
+  child.on('message', (m: Record<string, unknown>) => {
+    if (waiter && waiter.pred(m)) {
+      const w = waiter;
+      waiter = undefined;
+      w.resolve(m);
+    } else queue.push(m);
+  });
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code) => reject(new Error(`${String(args.role)} exited with ${code}`))));
+  exited.catch(() => {});
+  return {
+    child,
+    send: (m) => child.send(m as never),
+    next(pred = () => true) {
+      const i = queue.findIndex(pred);
+      if (i >= 0) return Promise.resolve(queue.splice(i, 1)[0]!);
+      return Promise.race([new Promise<Record<string, unknown>>((resolve) => (waiter = { pred, resolve })), exited]);
+    },
+  };
+}
+
+async function withRelay<T>(impl: Impl, fn: (url: string, relay: Proc) => Promise<T>): Promise<T> {
+  const relay = start({ role: 'relay', impl });
+  const { url } = (await relay.next((m) => m.ready === true)) as { url: string };
+  const clients: Proc[] = [];
+  try {
+    return await fn(url, relay);
+  } finally {
+    for (const c of clients) c.child.kill();
+    relay.send({ cmd: 'stop' });
+    await new Promise((r) => relay.child.once('exit', r));
+  }
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+/** Asks client processes to exit (so a CPU profile gets written); kills any that linger. */
+const kill = (...ps: Proc[]): void =>
+  ps.forEach((p) => {
+    p.send({ cmd: 'exit' });
+    setTimeout(() => p.child.kill('SIGKILL'), 5000).unref();
+  });
+
+async function oneway(impl: Impl, size: number): Promise<number> {
+  return withRelay(impl, async (url) => {
+    const recv = start({ role: 'recv', impl, url, n: ONEWAY_N });
+    await recv.next((m) => m.ready === true);
+    const send = start({ role: 'send', impl, url, n: ONEWAY_N, size });
+    await send.next((m) => m.ready === true);
+    const t0 = now();
+    send.send({ cmd: 'go' });
+    const done = (await recv.next((m) => m.done === true)) as { at: number };
+    kill(recv, send);
+    return ONEWAY_N / ((done.at - t0) / 1000);
+  });
+}
+
+async function reqrep(impl: Impl, concurrency: number): Promise<{ rps: number; p50: number; p99: number }> {
+  return withRelay(impl, async (url) => {
+    const responder = start({ role: 'responder', impl, url });
+    await responder.next((m) => m.ready === true);
+    const requester = start({ role: 'requester', impl, url, concurrency, duration: REQ_MS, size: 64 });
+    await requester.next((m) => m.ready === true);
+    requester.send({ cmd: 'go' });
+    const { result } = (await requester.next((m) => 'result' in m)) as { result: { rps: number; p50: number; p99: number } };
+    kill(responder, requester);
+    return result;
+  });
+}
+
+async function fanout(impl: Impl): Promise<number> {
+  return withRelay(impl, async (url) => {
+    const subs = start({ role: 'subscribers', impl, url, count: 50, n: FAN_N });
+    await subs.next((m) => m.ready === true);
+    const pub = start({ role: 'publisher', impl, url, n: FAN_N, size: 256 });
+    await pub.next((m) => m.ready === true);
+    const t0 = now();
+    pub.send({ cmd: 'go' });
+    const done = (await subs.next((m) => m.done === true)) as { at: number };
+    kill(subs, pub);
+    return (FAN_N * 50) / ((done.at - t0) / 1000);
+  });
+}
+
+async function idleMemory(impl: Impl): Promise<number> {
+  return withRelay(impl, async (url, relay) => {
+    relay.send({ cmd: 'mem' });
+    const before = ((await relay.next((m) => 'mem' in m)) as { mem: { rss: number } }).mem;
+    const idle = start({ role: 'idle', impl, url, count: IDLE });
+    await idle.next((m) => m.ready === true);
+    relay.send({ cmd: 'mem' });
+    const after = ((await relay.next((m) => 'mem' in m)) as { mem: { rss: number } }).mem;
+    kill(idle);
+    return (after.rss - before.rss) / IDLE;
+  });
+}
+
+interface Row {
+  workload: string;
+  unit: string;
+  raw: number;
+  missive: number;
+  /** Higher is better for this figure (throughput) or lower (latency, memory). */
+  higherIsBetter: boolean;
+  target: string;
+  ok: (ratio: number) => boolean;
+}
+
+const rows: Row[] = [];
+const log = (s: string): void => void process.stderr.write(`${s}\n`);
+
+for (const size of want('oneway') ? [64, 1024] : []) {
+  log(`one-way ${size} B…`);
+  const { raw, missive: m } = await both((impl) => oneway(impl, size));
+  const t = size === 64 ? 3.8 : 1.7;
+  rows.push({ workload: `one-way throughput, ${size} B`, unit: 'msg/s', raw, missive: m, higherIsBetter: true, target: `≥ ${t}×`, ok: (r) => r >= t });
+}
+for (const c of want('reqrep') ? [1, 100] : []) {
+  log(`request/reply concurrency ${c}…`);
+  const { raw, missive: m } = await both((impl) => reqrep(impl, c));
+  if (c === 1) {
+    rows.push({ workload: 'request/reply c=1, p50', unit: 'ms', raw: raw.p50, missive: m.p50, higherIsBetter: false, target: '≤ 1.2×', ok: (r) => r <= 1.2 });
+    rows.push({ workload: 'request/reply c=1, p99', unit: 'ms', raw: raw.p99, missive: m.p99, higherIsBetter: false, target: '', ok: () => true });
+    rows.push({ workload: 'request/reply c=1', unit: 'req/s', raw: raw.rps, missive: m.rps, higherIsBetter: true, target: '', ok: () => true });
+  } else {
+    rows.push({ workload: 'request/reply c=100', unit: 'req/s', raw: raw.rps, missive: m.rps, higherIsBetter: true, target: '≥ 0.8×', ok: (r) => r >= 0.8 });
+    rows.push({ workload: 'request/reply c=100, p50', unit: 'ms', raw: raw.p50, missive: m.p50, higherIsBetter: false, target: '', ok: () => true });
+    rows.push({ workload: 'request/reply c=100, p99', unit: 'ms', raw: raw.p99, missive: m.p99, higherIsBetter: false, target: '', ok: () => true });
+  }
+}
+if (want('fanout')) {
+  log('fan-out 1 → 50…');
+  const { raw, missive: m } = await both(fanout);
+  rows.push({ workload: 'fan-out 1 → 50 subscribers, 256 B', unit: 'deliveries/s', raw, missive: m, higherIsBetter: true, target: '≥ 3.5×', ok: (r) => r >= 3.5 });
+}
+if (want('memory')) {
+  log('idle memory…');
+  const { raw, missive: m } = await both(idleMemory);
+  rows.push({ workload: `relay memory per idle peer (${IDLE} peers, RSS)`, unit: 'bytes', raw, missive: m, higherIsBetter: false, target: '≤ 1.25×', ok: (r) => r <= 1.25 });
+}
+
+const fmt = (n: number, unit: string): string => (unit === 'ms' ? n.toFixed(3) : Math.round(n).toLocaleString('en-US'));
+const lines = [
+  '| workload | unit | raw ws | missive | missive/raw | target | met |',
+  '|---|---|---:|---:|---:|---|---|',
+  ...rows.map((r) => {
+    const ratio = r.missive / r.raw;
+    return `| ${r.workload} | ${r.unit} | ${fmt(r.raw, r.unit)} | ${fmt(r.missive, r.unit)} | ${ratio.toFixed(2)}× | ${r.target} | ${r.target ? (r.ok(ratio) ? 'yes' : 'no') : ''} |`;
+  }),
+];
+const table = lines.join('\n');
+console.log(`\nmissive relay vs raw ws relay (same run, each role in its own process)\n\n${table}\n`);
+if (!quick && only === undefined && !process.env.BENCH_IMPL) {
+  const header = `# Benchmark results\n\nMeasured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, by \`npm run bench\`. Ratios are missive/raw from the same run.\n\n`;
+  writeFileSync(RESULTS, `${header}${table}\n`, { flag: 'w' });
+  log(`written to ${RESULTS}`);
+}
