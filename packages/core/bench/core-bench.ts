@@ -4,7 +4,8 @@
  * in-memory transport, and request/reply round trips per second. One process; the figures are
  * the core's own cost (no sockets). Prints a table; asserts nothing.
  */
-import { createPeer, memoryTransportPair, Router, type CodecName, type Peer } from '../src/index.js';
+// The built package (dist/), as users run it (see packages/node/bench/roles.ts).
+import { createPeer, memoryTransportPair, Router, type CodecName, type Peer } from '@missive/core';
 
 const DURATION_MS = Number(process.env.BENCH_MS ?? 1500);
 

@@ -6,7 +6,7 @@
 import { ByteWriter } from './codec/bytes.js';
 import { decodeBatch, FrameTooLargeError, writeFramed, type Frame } from './codec/frames.js';
 import { ProtocolError } from './errors.js';
-import type { CloseInfo, Transport } from './transport/transport.js';
+import type { CloseInfo, Transport, TransportHandlers } from './transport/transport.js';
 import { CloseCode } from './transport/transport.js';
 
 export interface ConnectionOptions {
@@ -26,65 +26,97 @@ export interface FrameCounters {
   bytesOut: Float64Array;
 }
 
-export interface ConnectionHandlers {
-  frame(f: Frame): void;
+/**
+ * What a Connection reports. Each call also passes the connection, so one handlers object can
+ * serve many connections (the Router's does; it finds its state through `connection.owner`).
+ */
+export interface ConnectionHandlers<O = unknown> {
+  frame(f: Frame, connection: Connection<O>): void;
   /** A message broke the protocol. The connection is not closed by itself: the owner decides. */
-  protocolError(err: ProtocolError): void;
-  drain(): void;
-  close(info: CloseInfo): void;
+  protocolError(err: ProtocolError, connection: Connection<O>): void;
+  drain(connection: Connection<O>): void;
+  close(info: CloseInfo, connection: Connection<O>): void;
 }
 
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
 
-export class Connection {
+/** Batch writers not in use, shared by every Connection of the process (at most 64 kept). */
+const pool: ByteWriter[] = [];
+function takeWriter(): ByteWriter {
+  return pool.pop() ?? new ByteWriter(4096);
+}
+function giveWriter(w: ByteWriter): void {
+  // A writer grown by one huge batch is not kept: the pool's memory stays bounded.
+  if (pool.length < 64 && w.buf.length <= 256 * 1024) pool.push(w);
+}
+
+export class Connection<O = unknown> {
   readonly transport: Transport;
   readonly maxFrameBytes: number;
   readonly #flushBytes: number;
-  // Starts small: an idle connection should cost little (the relay holds thousands). It grows
-  // with a burst and is given back after a flush once it is large (see `flush`).
-  #w = new ByteWriter(256);
+  // The batch being written this tick. Writers come from a shared pool and go back at each
+  // flush, so an idle connection (the relay holds thousands) holds no buffer at all.
+  #w: ByteWriter | undefined;
   #scheduled = false;
   #closed = false;
   readonly #counters: FrameCounters | undefined;
-  /** Frames and bytes written, for stats. */
-  framesOut = 0;
-  bytesOut = 0;
-  framesIn = 0;
-  bytesIn = 0;
+  readonly #handlers: ConnectionHandlers<O>;
+  /** Whatever the creator attached (the Router's per-connection state). */
+  readonly owner: O;
 
-  constructor(transport: Transport, handlers: ConnectionHandlers, options: ConnectionOptions = {}) {
+  // No closures per connection: the transport calls this object's methods, and decodeBatch
+  // calls `deliver` with this as its context. A relay holds thousands of connections.
+  constructor(transport: Transport, handlers: ConnectionHandlers<O>, options: ConnectionOptions = {}, owner?: O) {
     this.transport = transport;
     this.maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME;
     this.#flushBytes = options.flushBytes ?? 64 * 1024;
-    const counters = (this.#counters = options.counters);
-    const onFrame = (f: Frame, size: number): void => {
-      // The owner may close the connection while handling a frame (a protocol breach): the
-      // rest of that message is not delivered.
-      if (this.#closed) return;
-      this.framesIn++;
-      if (counters) {
-        counters.framesIn[f.kind]!++;
-        counters.bytesIn[f.kind]! += size;
-      }
-      handlers.frame(f);
-    };
-    transport.listen({
-      message: (data) => {
-        if (this.#closed) return;
-        this.bytesIn += data.length;
-        try {
-          decodeBatch(data, this.maxFrameBytes, onFrame);
-        } catch (err) {
-          if (!(err instanceof ProtocolError)) throw err;
-          if (!this.#closed) handlers.protocolError(err);
-        }
-      },
-      drain: () => handlers.drain(),
-      close: (info) => {
-        this.#closed = true;
-        handlers.close(info);
-      },
-    });
+    this.#counters = options.counters;
+    this.#handlers = handlers;
+    this.owner = owner as O;
+    transport.listen(new TransportSink(this));
+  }
+
+  /** @internal Transport callback: one message, a batch of frames. */
+  received(data: Uint8Array): void {
+    if (this.#closed) return;
+    try {
+      decodeBatch(data, this.maxFrameBytes, deliver, this);
+    } catch (err) {
+      if (!(err instanceof ProtocolError)) throw err;
+      if (!this.#closed) this.#handlers.protocolError(err, this);
+    }
+  }
+
+  /** @internal decodeBatch callback. */
+  deliverFrame(f: Frame, size: number): void {
+    // The owner may close the connection while handling a frame (a protocol breach): the rest
+    // of that message is not delivered.
+    if (this.#closed) return;
+    const counters = this.#counters;
+    if (counters) {
+      counters.framesIn[f.kind]!++;
+      counters.bytesIn[f.kind]! += size;
+    }
+    this.#handlers.frame(f, this);
+  }
+
+  /** @internal Transport callback. */
+  drained(): void {
+    this.#handlers.drain(this);
+  }
+
+  /** @internal Transport callback: the transport closed, from either end. */
+  transportClosed(info: CloseInfo): void {
+    this.#closed = true;
+    this.#handlers.close(info, this);
+  }
+
+  /** Flushes, then closes the transport. */
+  close(code: number = CloseCode.NORMAL, reason = ''): void {
+    if (this.#closed) return;
+    this.flush();
+    this.#closed = true;
+    this.transport.close({ code, reason });
   }
 
   get open(): boolean {
@@ -93,18 +125,18 @@ export class Connection {
 
   /** Bytes queued in this connection's batch plus the transport's buffer. */
   get bufferedAmount(): number {
-    return this.#w.pos + this.transport.bufferedAmount;
+    return (this.#w?.pos ?? 0) + this.transport.bufferedAmount;
   }
 
   /** Queues a frame for the current batch. Returns false if the connection is closed. */
   write(f: Frame): boolean {
     if (!this.open) return false;
-    const at = this.#w.pos;
-    writeFramed(this.#w, f);
-    this.framesOut++;
+    const w = (this.#w ??= takeWriter());
+    const at = w.pos;
+    writeFramed(w, f);
     if (this.#counters) {
       this.#counters.framesOut[f.kind]!++;
-      this.#counters.bytesOut[f.kind]! += this.#w.pos - at;
+      this.#counters.bytesOut[f.kind]! += w.pos - at;
     }
     this.#afterWrite();
     return true;
@@ -113,8 +145,7 @@ export class Connection {
   /** Queues an already encoded `[u32 length][frame]` unit (a fan-out frame encoded once). */
   writeEncoded(unit: Uint8Array): boolean {
     if (!this.open) return false;
-    this.#w.bytes(unit);
-    this.framesOut++;
+    (this.#w ??= takeWriter()).bytes(unit);
     if (this.#counters) {
       this.#counters.framesOut[unit[4]!]!++;
       this.#counters.bytesOut[unit[4]!]! += unit.length;
@@ -124,7 +155,7 @@ export class Connection {
   }
 
   #afterWrite(): void {
-    if (this.#w.pos >= this.#flushBytes) this.flush();
+    if (this.#w!.pos >= this.#flushBytes) this.flush();
     else if (!this.#scheduled) {
       this.#scheduled = true;
       queueMicrotask(() => {
@@ -136,19 +167,31 @@ export class Connection {
 
   /** Sends the pending batch now. */
   flush(): void {
-    if (this.#w.pos === 0 || !this.open) return;
-    const data = this.#w.take();
-    if (this.#w.buf.length > 256 * 1024) this.#w = new ByteWriter(256);
-    this.bytesOut += data.length;
+    const w = this.#w;
+    if (w === undefined || w.pos === 0 || !this.open) return;
+    const data = w.take();
+    this.#w = undefined;
+    giveWriter(w);
     this.transport.send(data);
   }
 
-  /** Flushes, then closes the transport. */
-  close(code: number = CloseCode.NORMAL, reason = ''): void {
-    if (this.#closed) return;
-    this.flush();
-    this.#closed = true;
-    this.transport.close({ code, reason });
+}
+
+function deliver(this: Connection<unknown>, f: Frame, size: number): void {
+  this.deliverFrame(f, size);
+}
+
+/** Forwards transport callbacks to a Connection (an object, not closures, per connection). */
+class TransportSink implements TransportHandlers {
+  constructor(readonly c: Connection<unknown>) {}
+  message(data: Uint8Array): void {
+    this.c.received(data);
+  }
+  drain(): void {
+    this.c.drained();
+  }
+  close(info: CloseInfo): void {
+    this.c.transportClosed(info);
   }
 }
 

@@ -187,7 +187,9 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #handling = new Set<AbortController>();
   #outboxSize = 0;
   #nextRef = 1;
-  #nextReq = 1;
+  // Request ids start at a random point: if this peer's name reconnects as a new session, a late
+  // reply to the old session's request cannot match a new request with the same id.
+  #nextReq = 1 + (crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1);
   #nextBcast = 0;
   #watching = false;
   #closed: ClosedError | undefined;

@@ -21,7 +21,7 @@ import {
   type Frame,
   type FrameOf,
 } from './codec/frames.js';
-import { Connection, DEFAULT_MAX_FRAME } from './connection.js';
+import { Connection, DEFAULT_MAX_FRAME, type ConnectionHandlers } from './connection.js';
 import { Emitter } from './emitter.js';
 import { ErrorCode, ProtocolError, type ErrorCode as Code } from './errors.js';
 import { checkPattern, checkTopic, matchTopic, TopicTrie } from './topics.js';
@@ -162,23 +162,31 @@ interface Namespace {
 
 type ConnState = 'handshake' | 'open' | 'closed';
 
+// The shared empties of Conn's collections (never added to) and the grant of an open relay.
+const NONE: Set<string> = new Set();
+const NO_REQUESTS: Map<number, InFlight> = new Map();
+const NO_SERVING: Set<InFlight> = new Set();
+const OPEN_GRANT: AuthGrant = Object.freeze({});
+
 class Conn {
   state: ConnState = 'handshake';
   name: string | undefined;
   /** The `from` stamped on what this peer sends: its name, else its id. */
   label: string;
   ns: Namespace | undefined;
-  readonly groups = new Set<string>();
-  readonly patterns = new Set<string>();
-  grant: AuthGrant = {};
+  // Collections start as shared empty ones and become the connection's own on first add: an
+  // idle connection (most of them) holds none. Only the add sites below may replace them.
+  groups: Set<string> = NONE;
+  patterns: Set<string> = NONE;
+  grant: AuthGrant = OPEN_GRANT;
   timer: ReturnType<typeof setTimeout> | undefined;
-  connection!: Connection;
+  connection!: Connection<Conn>;
   /** Set by `Router.close` to learn when this connection is gone. */
   onClosed: (() => void) | undefined;
   /** Requests this peer sent that await a reply, by request id. */
-  readonly requests = new Map<number, InFlight>();
+  requests: Map<number, InFlight> = NO_REQUESTS;
   /** Requests routed to this peer that it has not answered. */
-  readonly serving = new Set<InFlight>();
+  serving: Set<InFlight> = NO_SERVING;
   /** Token bucket for rateLimit. */
   tokens = 0;
   refilled = 0;
@@ -225,6 +233,15 @@ export class Router extends Emitter<RouterEvents> {
   #nextId = 0;
   #closing = false;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  /** One handlers object for every connection (no closures per connection). */
+  readonly #handlers: ConnectionHandlers<Conn> = {
+    frame: (f, conn) => this.#onFrame(conn.owner, f),
+    protocolError: (err, conn) => this.#fail(conn.owner, err),
+    drain: (conn) => {
+      if (conn.bufferedAmount <= this.limits.maxBufferedBytes) conn.owner.overSince = 0;
+    },
+    close: (info, conn) => this.#onClose(conn.owner, info),
+  };
   // Metrics: frame counters indexed by kind byte, shared with every Connection.
   readonly #counters = { framesIn: new Float64Array(256), bytesIn: new Float64Array(256), framesOut: new Float64Array(256), bytesOut: new Float64Array(256) };
   readonly #drops = new Map<string, number>();
@@ -296,18 +313,7 @@ export class Router extends Emitter<RouterEvents> {
     const c = new Conn(`${this.#idBase}${(this.#nextId++).toString(36)}`);
     const full = this.#conns.size >= this.limits.maxConnections;
     this.#conns.add(c);
-    c.connection = new Connection(
-      transport,
-      {
-        frame: (f) => this.#onFrame(c, f),
-        protocolError: (err) => this.#fail(c, err),
-        drain: () => {
-          if (c.connection.bufferedAmount <= this.limits.maxBufferedBytes) c.overSince = 0;
-        },
-        close: (info) => this.#onClose(c, info),
-      },
-      { maxFrameBytes: this.limits.maxFrameBytes, counters: this.#counters },
-    );
+    c.connection = new Connection<Conn>(transport, this.#handlers, { maxFrameBytes: this.limits.maxFrameBytes, counters: this.#counters }, c);
     c.tokens = this.limits.rateLimit * 2;
     c.refilled = Date.now();
     if (full) {
@@ -316,10 +322,11 @@ export class Router extends Emitter<RouterEvents> {
       return;
     }
     this.#sweeper ??= setInterval(() => this.#sweep(), 250);
+    // Clamped: setTimeout turns a delay past 2^31-1 ms (Infinity included) into 1 ms.
     c.timer = setTimeout(() => {
       c.timer = undefined;
       if (c.state === 'handshake') this.#kick(c, CloseCode.TIMEOUT, ErrorCode.TIMEOUT, 'handshake not completed in time');
-    }, this.limits.handshakeTimeout);
+    }, Math.min(this.limits.handshakeTimeout, 0x7fffffff));
   }
 
   /** Named and anonymous peers of a namespace (or all namespaces). */
@@ -369,7 +376,8 @@ export class Router extends Emitter<RouterEvents> {
       for (const r of c.requests.values()) if (r.deadline <= now) this.#settleRequest(r);
       if (c.overSince === 0) continue;
       if (c.connection.bufferedAmount <= cap) c.overSince = 0;
-      else if (now - c.overSince >= this.limits.slowConsumerTimeout) {
+      else if (now - c.overSince >= this.limits.slowConsumerTimeout && c.connection.open) {
+        // `open`: a kicked connection's transport may take a while to close; count it once.
         this.#slowConsumerDisconnects++;
         this.#kick(c, CloseCode.SLOW_CONSUMER, ErrorCode.LIMIT, `slow consumer: over ${cap} buffered bytes for ${this.limits.slowConsumerTimeout} ms`);
       }
@@ -488,7 +496,7 @@ export class Router extends Emitter<RouterEvents> {
     if (f.version !== PROTOCOL_VERSION) {
       return this.#fail(c, new ProtocolError(`unsupported protocol version ${f.version} (relay speaks ${PROTOCOL_VERSION})`));
     }
-    let grant: AuthGrant = {};
+    let grant: AuthGrant = OPEN_GRANT;
     if (this.#auth) {
       try {
         grant = (await this.#auth({ name: f.name, namespace: f.namespace, secret: f.secret, token: f.token })) ?? {};
@@ -581,7 +589,9 @@ export class Router extends Emitter<RouterEvents> {
     if (!this.#hasRoom(target)) return refuse('SLOW_CONSUMER', `"${name}" is not keeping up`);
     const now = Date.now();
     const r: InFlight = { id: f.id, requester: c, responder: target, start: performance.now(), deadline: now + Math.min(f.timeout, 0x7fffffff) };
+    if (c.requests === NO_REQUESTS) c.requests = new Map();
     c.requests.set(f.id, r);
+    if (target.serving === NO_SERVING) target.serving = new Set();
     target.serving.add(r);
     this.#requestsForwarded++;
     this.#forward(c, target, { ...f, from: c.label });
@@ -644,6 +654,7 @@ export class Router extends Emitter<RouterEvents> {
       return this.#refuse(c, f.ref, ErrorCode.AUTH, `may not subscribe to "${f.pattern}"`);
     }
     if (!c.patterns.has(f.pattern)) {
+      if (c.patterns === NONE) c.patterns = new Set();
       c.patterns.add(f.pattern);
       ns.topics.add(f.pattern, c);
     }
@@ -661,6 +672,7 @@ export class Router extends Emitter<RouterEvents> {
       return this.#refuse(c, f.ref, ErrorCode.AUTH, `may not join group "${f.group}"`);
     }
     if (!c.groups.has(f.group)) {
+      if (c.groups === NONE) c.groups = new Set();
       c.groups.add(f.group);
       let g = c.ns!.groups.get(f.group);
       if (!g) c.ns!.groups.set(f.group, (g = { members: [], next: 0 }));

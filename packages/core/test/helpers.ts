@@ -102,3 +102,39 @@ export function tapped(inner: Transport, tap: Tap): Transport {
     close: (info?: Partial<CloseInfo>) => inner.close(info),
   };
 }
+
+/**
+ * A client speaking raw frames to a Router (no Peer): it records every frame the Router sends
+ * it and how its transport closed.
+ */
+export class RawClient {
+  readonly frames: Frame[] = [];
+  closeInfo: CloseInfo | undefined;
+  readonly closed: Promise<CloseInfo>;
+  readonly transport: Transport;
+
+  constructor(router: Router) {
+    const [client, server] = memoryTransportPair();
+    router.accept(server);
+    this.transport = client;
+    this.closed = new Promise((resolve) =>
+      client.listen({
+        message: (d) => decodeBatch(d, Number.MAX_SAFE_INTEGER, (f) => this.frames.push(f)),
+        drain: () => {},
+        close: (info) => {
+          this.closeInfo = info;
+          resolve(info);
+        },
+      }),
+    );
+  }
+
+  send(...frames: Frame[]): void {
+    this.transport.send(encodeBatch(frames));
+  }
+
+  /** Frames of one kind received so far. */
+  of<K extends Frame['kind']>(kind: K): Extract<Frame, { kind: K }>[] {
+    return this.frames.filter((f): f is Extract<Frame, { kind: K }> => f.kind === kind);
+  }
+}

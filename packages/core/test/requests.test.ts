@@ -274,3 +274,22 @@ describe('request - closing', () => {
     await expect(pending).resolves.toMatchObject({ code: 'CLOSED' });
   });
 });
+
+describe('request/reply across sessions', () => {
+  it('does not give a reconnected peer the late reply to its previous session\'s request', async () => {
+    const bob = await net.peer({ name: 'bob' });
+    const answers: (() => void)[] = [];
+    bob.handle('slow', (body: string) => new Promise<string>((resolve) => answers.push(() => resolve(`answer to ${body}`))));
+    const first = await net.peer({ name: 'alice' });
+    const lost = first.request('bob/slow', 'old session', { timeout: 10_000 }).catch((e: unknown) => e);
+    await expect.poll(() => answers.length).toBe(1);
+    await first.close();
+    await expect(lost).resolves.toMatchObject({ code: 'CLOSED' });
+    const second = await net.peer({ name: 'alice' });
+    const reply = second.request('bob/slow', 'new session', { timeout: 10_000 });
+    await expect.poll(() => answers.length).toBe(2);
+    answers[0]!(); // bob answers the old session's request first
+    answers[1]!();
+    await expect(reply).resolves.toBe('answer to new session');
+  });
+});

@@ -98,12 +98,15 @@ function handlers(over: Partial<ConnectionHandlers> = {}): ConnectionHandlers & 
 
 const pings = (from: number, n: number): Frame[] => Array.from({ length: n }, (_, i) => frame(Kind.Ping, { nonce: from + i }));
 
+const newCounters = () => ({ framesIn: new Float64Array(256), bytesIn: new Float64Array(256), framesOut: new Float64Array(256), bytesOut: new Float64Array(256) });
+
 describe('Connection batching', () => {
   it('sends the frames written in one tick as one transport message, in order', async () => {
     const [a, b] = memoryTransportPair();
     const t = new CountingTransport(a);
     const far = new FarEnd(b);
-    const conn = new Connection(t, handlers());
+    const counters = newCounters();
+    const conn = new Connection(t, handlers(), { counters });
     for (const f of pings(1, 50)) expect(conn.write(f)).toBe(true);
     expect(t.sent).toHaveLength(0); // nothing leaves before the tick ends
     expect(conn.bufferedAmount).toBeGreaterThan(0);
@@ -111,8 +114,8 @@ describe('Connection batching', () => {
     expect(t.sent).toHaveLength(1);
     expect(far.messages).toHaveLength(1);
     expect([...far.messages[0]!]).toEqual([...encodeBatch(pings(1, 50))]);
-    expect(conn.framesOut).toBe(50);
-    expect(conn.bytesOut).toBe(far.messages[0]!.length);
+    expect(counters.framesOut[Kind.Ping]).toBe(50);
+    expect(counters.bytesOut[Kind.Ping]).toBe(far.messages[0]!.length);
     conn.close();
   });
 
@@ -171,13 +174,14 @@ describe('Connection batching', () => {
     const [a, b] = memoryTransportPair();
     const t = new CountingTransport(a);
     const far = new FarEnd(b);
-    const conn = new Connection(t, handlers());
+    const counters = newCounters();
+    const conn = new Connection(t, handlers(), { counters });
     conn.write(frame(Kind.Ping, { nonce: 1 }));
     conn.writeEncoded(encodeBatch([frame(Kind.Ping, { nonce: 2 })]));
     conn.write(frame(Kind.Ping, { nonce: 3 }));
     await far.until(() => far.messages.length === 1);
     expect(far.frames).toEqual(pings(1, 3));
-    expect(conn.framesOut).toBe(3);
+    expect(counters.framesOut[Kind.Ping]).toBe(3);
     conn.close();
   });
 
@@ -200,12 +204,13 @@ describe('Connection decoding', () => {
   it('hands every frame of an incoming message to the handler, in order', async () => {
     const [a, b] = memoryTransportPair();
     const h = handlers();
-    const conn = new Connection(a, h);
+    const counters = newCounters();
+    const conn = new Connection(a, h, { counters });
     b.send(encodeBatch(pings(10, 5)));
     b.send(encodeBatch(pings(15, 2)));
     await expect.poll(() => h.frames.length).toBe(7);
     expect(h.frames).toEqual(pings(10, 7));
-    expect(conn.framesIn).toBe(7);
+    expect(counters.framesIn[Kind.Ping]).toBe(7);
     conn.close();
   });
 

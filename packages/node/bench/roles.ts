@@ -2,7 +2,9 @@
  * One benchmark role per process: a relay (missive or raw) or a client role. The orchestrator
  * (`run.ts`) forks this file with `--role …` and talks to it over IPC.
  */
-import { connect, createRelay, type Peer } from '../src/index.js';
+// The built package (dist/), as users run it: transpiling src on the fly (tsx) adds per-closure
+// costs of its own that would skew the figures.
+import { connect, createRelay, type Peer } from '@missive/node';
 import WebSocket from 'ws';
 import { startRawRelay } from './raw-relay.js';
 
@@ -251,11 +253,23 @@ async function main(): Promise<void> {
     }
 
     case 'idle': {
-      const held: unknown[] = [];
-      for (let i = 0; i < args.count; i++) {
-        held.push(args.impl === 'raw' ? await rawClient(args.url, `idle${i}`) : await connect(args.url, { name: `idle${i}`, ...missiveOpts }));
-      }
-      send({ ready: true, held: held.length });
+      // Warm the relay up first (its code compiled, its tables sized) with connections that
+      // come and go, so the baseline taken after 'warmed' holds no one-off costs; then hold
+      // `count` idle peers.
+      const open = (name: string): Promise<WebSocket | Peer> =>
+        args.impl === 'raw' ? rawClient(args.url, name) : connect(args.url, { name, ...missiveOpts });
+      const shut = (c: WebSocket | Peer): Promise<void> =>
+        c instanceof WebSocket ? new Promise<void>((r) => (c.once('close', () => r()), c.close())) : c.close();
+      const warm: (WebSocket | Peer)[] = [];
+      for (let i = 0; i < 200; i++) warm.push(await open(`warm${i}`));
+      await Promise.all(warm.map(shut));
+      send({ warmed: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        const held: unknown[] = [];
+        for (let i = 0; i < args.count; i++) held.push(await open(`idle${i}`));
+        send({ ready: true, held: held.length });
+      });
       return;
     }
   }

@@ -96,9 +96,14 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   };
+  // A socket that never finishes its HTTP request (a WebSocket upgrade included) is cut within
+  // about handshakeTimeout as well, instead of Node's 60 s headersTimeout: it holds a socket the
+  // Router does not count yet. The check runs at a quarter of that period.
+  const headersTimeout = Math.ceil(Math.min(router.limits.handshakeTimeout, 60_000));
+  const httpOptions = { headersTimeout, connectionsCheckingInterval: Math.max(50, Math.ceil(headersTimeout / 4)) };
   const server: Server = options.tls
-    ? (createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest) as unknown as Server)
-    : createHttpServer(onRequest);
+    ? (createHttpsServer({ ...httpOptions, cert: options.tls.cert, key: options.tls.key }, onRequest) as unknown as Server)
+    : createHttpServer(httpOptions, onRequest);
 
   const maxFrame = router.limits.maxFrameBytes;
   const wss = new WebSocketServer({
@@ -109,21 +114,26 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     maxPayload: maxFrame + 64 * 1024 + 1024,
   });
   const log = options.logger ?? silentLogger;
-  const alive = new WeakMap<WebSocket, boolean>();
-  wss.on('connection', (socket, req) => {
-    alive.set(socket, true);
-    socket.on('pong', () => alive.set(socket, true));
+  // Whether each socket answered the last ping, kept on the socket itself; one shared listener.
+  const ALIVE = Symbol('alive');
+  type Beating = WebSocket & { [ALIVE]?: boolean };
+  function onPong(this: Beating): void {
+    this[ALIVE] = true;
+  }
+  wss.on('connection', (socket: Beating, req) => {
+    socket[ALIVE] = true;
+    socket.on('pong', onPong);
     log.debug('socket open', { remote: req.socket.remoteAddress });
     router.accept(wsTransport(socket));
   });
   const heartbeat = setInterval(() => {
-    for (const socket of wss.clients) {
-      if (alive.get(socket) === false) {
+    for (const socket of wss.clients as Set<Beating>) {
+      if (socket[ALIVE] === false) {
         log.info('peer missed its heartbeat; terminating', {});
         socket.terminate();
         continue;
       }
-      alive.set(socket, false);
+      socket[ALIVE] = false;
       socket.ping();
     }
   }, options.heartbeatInterval ?? 10_000);

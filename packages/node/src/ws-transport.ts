@@ -18,6 +18,18 @@ export function wsTransport(socket: WebSocket, options: WsTransportOptions = {})
   return new WsTransport(socket, options.highWaterMark ?? 1024 * 1024);
 }
 
+const OWNER = Symbol('missive.transport');
+type Owned = WebSocket & { [OWNER]: WsTransport };
+function onMessage(this: WebSocket, data: Buffer, isBinary: boolean): void {
+  (this as Owned)[OWNER].onMessage(data, isBinary);
+}
+function onError(this: WebSocket, err: Error): void {
+  (this as Owned)[OWNER].onError(err);
+}
+function onClose(this: WebSocket, code: number, reason: Buffer): void {
+  (this as Owned)[OWNER].onClose(code, reason);
+}
+
 class WsTransport implements Transport {
   readonly #ws: WebSocket;
   readonly #hwm: number;
@@ -33,23 +45,35 @@ class WsTransport implements Transport {
     this.#ws = ws;
     this.#hwm = hwm;
     ws.binaryType = 'nodebuffer';
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) {
-        this.close({ code: 1003, reason: 'PROTOCOL: text messages are not accepted' });
-        return;
-      }
-      if (this.#handlers) this.#handlers.message(data);
-      else this.#early.push(data);
-    });
-    ws.on('error', (err) => {
-      this.#error = err;
-    });
-    ws.on('close', (code: number, reason: Buffer) => {
-      const info: CloseInfo = { code, reason: reason.toString() };
-      if (this.#error) info.error = this.#error;
-      this.#closeInfo = info;
-      this.#handlers?.close(info);
-    });
+    // One set of listener functions for every socket (`this` is the socket): a relay holds
+    // thousands of connections, and per-socket closures add up.
+    (ws as Owned)[OWNER] = this;
+    ws.on('message', onMessage);
+    ws.on('error', onError);
+    ws.on('close', onClose);
+  }
+
+  /** @internal */
+  onMessage(data: Buffer, isBinary: boolean): void {
+    if (!isBinary) {
+      this.close({ code: 1003, reason: 'PROTOCOL: text messages are not accepted' });
+      return;
+    }
+    if (this.#handlers) this.#handlers.message(data);
+    else this.#early.push(data);
+  }
+
+  /** @internal */
+  onError(err: Error): void {
+    this.#error = err;
+  }
+
+  /** @internal */
+  onClose(code: number, reason: Buffer): void {
+    const info: CloseInfo = { code, reason: reason.toString() };
+    if (this.#error) info.error = this.#error;
+    this.#closeInfo = info;
+    this.#handlers?.close(info);
   }
 
   get status(): TransportStatus {

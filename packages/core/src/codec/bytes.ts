@@ -20,12 +20,10 @@ export function varuintSize(n: number): number {
 /** A growable byte buffer, reused across batches (`reset`), written front to back. */
 export class ByteWriter {
   buf: Uint8Array;
-  view: DataView;
   pos = 0;
 
   constructor(initialSize = 16 * 1024) {
     this.buf = new Uint8Array(initialSize);
-    this.view = new DataView(this.buf.buffer);
   }
 
   ensure(extra: number): void {
@@ -36,7 +34,6 @@ export class ByteWriter {
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
   }
 
   u8(n: number): void {
@@ -46,12 +43,17 @@ export class ByteWriter {
 
   u32(n: number): void {
     this.ensure(4);
-    this.view.setUint32(this.pos, n, true);
+    this.setU32(this.pos, n);
     this.pos += 4;
   }
 
+  /** Little-endian u32 at `at` (written by hand: no DataView per writer). */
   setU32(at: number, n: number): void {
-    this.view.setUint32(at, n, true);
+    const b = this.buf;
+    b[at] = n & 0xff;
+    b[at + 1] = (n >>> 8) & 0xff;
+    b[at + 2] = (n >>> 16) & 0xff;
+    b[at + 3] = (n >>> 24) & 0xff;
   }
 
   /**

@@ -264,7 +264,12 @@ export function encodeBatch(frames: readonly Frame[]): Uint8Array {
  * malformed frame (earlier frames of the batch have already been delivered: they were valid).
  * `maxFrame` bounds each frame's length; exceeding it is a ProtocolError with `limit` set.
  */
-export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Frame, size: number) => void): void {
+export function decodeBatch<C = undefined>(
+  data: Uint8Array,
+  maxFrame: number,
+  onFrame: (this: C, f: Frame, size: number) => void,
+  context?: C,
+): void {
   if (data.length === 0) throw new ProtocolError('empty message');
   const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
   let pos = 0;
@@ -274,7 +279,7 @@ export function decodeBatch(data: Uint8Array, maxFrame: number, onFrame: (f: Fra
     pos += 4;
     if (len > maxFrame) throw new FrameTooLargeError(len, maxFrame);
     if (len > data.length - pos) throw new ProtocolError(`frame length ${len} exceeds message`);
-    onFrame(decodeFrame(data, pos, pos + len), len + 4);
+    onFrame.call(context as C, decodeFrame(data, pos, pos + len), len + 4);
     pos += len;
   }
 }
