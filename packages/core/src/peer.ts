@@ -535,7 +535,7 @@ export class Peer extends Emitter<PeerEvents> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     let encoded: ReturnType<typeof encodeBody>;
     try {
-      encoded = encodeBody(body, this.#codec);
+      encoded = encodeBody(body, this.#codec, true);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -589,7 +589,7 @@ export class Peer extends Emitter<PeerEvents> {
       let bytes: Uint8Array;
       let codec: number;
       try {
-        ({ bytes, codec } = encodeBody(value, this.#codec));
+        ({ bytes, codec } = encodeBody(value, this.#codec, true));
       } catch (err) {
         code = 'REMOTE:ENCODE';
         message = `reply could not be encoded: ${err instanceof Error ? err.message : String(err)}`;
@@ -663,8 +663,8 @@ export class Peer extends Emitter<PeerEvents> {
     const bad = checkTopic(topic);
     if (bad) throw new TypeError(bad);
     if (this.#closed) throw new ClosedError('peer is closed');
-    const { bytes, codec } = encodeBody(body, this.#codec);
-    this.#conn.write(frame(Kind.Pub, { topic, from: '' }, bytes, codec));
+    const { bytes, codec } = encodeBody(body, this.#codec, true);
+    this.#conn.write({ kind: Kind.Pub, flags: codec, topic, from: '', body: bytes });
     if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Pub', id: topic, size: bytes.length, at: Date.now() });
   }
 
@@ -716,7 +716,7 @@ export class Peer extends Emitter<PeerEvents> {
     const bad = checkAddress(group);
     if (bad) throw new TypeError(bad);
     if (this.#closed) throw new ClosedError('peer is closed');
-    const { bytes, codec } = encodeBody(body, this.#codec);
+    const { bytes, codec } = encodeBody(body, this.#codec, true);
     this.#conn.write(frame(Kind.Bcast, { ref: 0, to: group, from: '' }, bytes, codec));
     if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Bcast', to: group, size: bytes.length, at: Date.now() });
   }

@@ -434,6 +434,7 @@ export class Router extends Emitter<RouterEvents> {
 
   // ---- frames -------------------------------------------------------------------------------
 
+  /** Handles one decoded frame. The frame object is this call's alone: forwarding stamps `from` on it in place. */
   #onFrame(c: Conn, f: Frame): void {
     if (c.state === 'closed') return;
     try {
@@ -565,7 +566,8 @@ export class Router extends Emitter<RouterEvents> {
     }
     // A slow receiver gets no more durable messages: they wait in the sender's outbox.
     if (!this.#hasRoom(target)) return this.#refuseMsg(c, f, 'SLOW_CONSUMER');
-    this.#forward(c, target, { ...f, from: c.label });
+    f.from = c.label;
+    this.#forward(c, target, f);
   }
 
   #req(c: Conn, f: FrameOf<typeof Kind.Req>): void {
@@ -594,7 +596,8 @@ export class Router extends Emitter<RouterEvents> {
     if (target.serving === NO_SERVING) target.serving = new Set();
     target.serving.add(r);
     this.#requestsForwarded++;
-    this.#forward(c, target, { ...f, from: c.label });
+    f.from = c.label;
+    this.#forward(c, target, f);
   }
 
   /** A reply is forwarded only from the peer the request was routed to, once. */
@@ -610,14 +613,16 @@ export class Router extends Emitter<RouterEvents> {
     l.counts[i]!++;
     l.sum += seconds;
     l.count++;
-    this.#forward(c, requester, { ...f, from: c.label });
+    f.from = c.label;
+    this.#forward(c, requester, f);
   }
 
   /** Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. */
   #ack(c: Conn, f: FrameOf<typeof Kind.Ack>): void {
     const target = this.#peer(c.ns!, f.to);
     if (!target) return this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
-    this.#forward(c, target, { ...f, from: c.label });
+    f.from = c.label;
+    this.#forward(c, target, f);
   }
 
   #pub(c: Conn, f: FrameOf<typeof Kind.Pub>): void {
@@ -628,7 +633,8 @@ export class Router extends Emitter<RouterEvents> {
     }
     const subs = c.ns!.topics.match(f.topic, this.#matched);
     if (subs.size === 0) return this.#drop(c, f, f.topic, ErrorCode.NO_ROUTE);
-    this.#fanOut(c, subs, { ...f, from: c.label }, f.topic);
+    f.from = c.label;
+    this.#fanOut(c, subs, f, f.topic);
     subs.clear();
   }
 
@@ -639,7 +645,8 @@ export class Router extends Emitter<RouterEvents> {
       c.connection.write(frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }));
       return;
     }
-    this.#fanOut(c, group.members, { ...f, from: c.label }, f.to);
+    f.from = c.label;
+    this.#fanOut(c, group.members, f, f.to);
   }
 
   #sub(c: Conn, f: FrameOf<typeof Kind.Sub> | FrameOf<typeof Kind.Unsub>): void {

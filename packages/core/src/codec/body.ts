@@ -23,9 +23,10 @@ export function codecFlag(name: CodecName): BodyCodec {
 
 /**
  * Encodes a body value. `undefined` becomes an empty body (codec None), so a request without
- * payload costs no bytes. Throws a TypeError if the value cannot be represented.
+ * payload costs no bytes. Throws a TypeError if the value cannot be represented. With
+ * `transient`, the bytes are only valid until the next call: for bodies written out at once.
  */
-export function encodeBody(value: unknown, codec: BodyCodec): { bytes: Uint8Array; codec: BodyCodec } {
+export function encodeBody(value: unknown, codec: BodyCodec, transient = false): { bytes: Uint8Array; codec: BodyCodec } {
   if (value === undefined) return { bytes: EMPTY_BODY, codec: BodyCodec.None };
   if (codec === BodyCodec.Json) {
     const text = JSON.stringify(value);
@@ -36,7 +37,9 @@ export function encodeBody(value: unknown, codec: BodyCodec): { bytes: Uint8Arra
     if (!(value instanceof Uint8Array)) throw new TypeError('raw body must be a Uint8Array');
     return { bytes: value, codec };
   }
-  return { bytes: encoder.encode(value), codec: BodyCodec.Msgpack };
+  // `transient` bodies are copied into a batch at once, so they may share the encoder's buffer
+  // (valid until the next encode) instead of being copied out of it first.
+  return { bytes: transient ? encoder.encodeSharedRef(value) : encoder.encode(value), codec: BodyCodec.Msgpack };
 }
 
 /** Decodes a body with the codec named by the frame flags. Throws ProtocolError if malformed. */
