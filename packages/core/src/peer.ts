@@ -184,7 +184,7 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #dedup: Map<string, number>;
   readonly #subs = new Map<string, { subs: Set<LocalSub>; ready: Promise<void> }>();
   readonly #deliveryWaiters = new Map<string, Waiter>();
-  readonly #handling = new Set<AbortController>();
+  readonly #handling = new Set<HandlerContext>();
   #outboxSize = 0;
   #nextRef = 1;
   // Request ids start at a random point: if this peer's name reconnects as a new session, a late
@@ -603,22 +603,20 @@ export class Peer extends Emitter<PeerEvents> {
       this.#drop('Req', f, 'NO_ROUTE');
       return reply(ErrorCode.NO_ROUTE, `no handler for "${port}" on ${this.name ?? this.id}`);
     }
-    const ac = new AbortController();
-    const timeout = Math.min(f.timeout, MAX_TIMEOUT);
-    const timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), timeout);
-    this.#handling.add(ac);
+    const ctx = new HandlerContext(f.from, f.to, Date.now() + Math.min(f.timeout, MAX_TIMEOUT));
+    this.#handling.add(ctx);
     try {
       const body = decodeBody(f.body, f.flags);
       if (this.listens('trace')) this.emit('trace', { type: 'receive', kind: 'Req', id: String(f.id), from: f.from, to: f.to, size: f.body.length, at: Date.now() });
-      const result = await handler(body, { from: f.from, to: f.to, signal: ac.signal, deadline: Date.now() + timeout });
-      if (!ac.signal.aborted) reply('', '', result);
+      const result = await handler(body, ctx);
+      if (ctx.live()) reply('', '', result);
     } catch (err) {
-      if (ac.signal.aborted) return;
+      if (!ctx.live()) return;
       const code = err instanceof ProtocolError ? 'BAD_BODY' : remoteCode(err);
       reply(`REMOTE:${code}`, err instanceof Error ? err.message : String(err));
     } finally {
-      clearTimeout(timer);
-      this.#handling.delete(ac);
+      ctx.done();
+      this.#handling.delete(ctx);
     }
   }
 
@@ -784,7 +782,7 @@ export class Peer extends Emitter<PeerEvents> {
       this.#controls.clear();
       for (const w of this.#deliveryWaiters.values()) w.reject(new ClosedError(error.message, { cause: error }));
       this.#deliveryWaiters.clear();
-      for (const ac of this.#handling) ac.abort(error);
+      for (const ctx of this.#handling) ctx.abort(error);
       for (const m of this.#mailboxes.values()) m.close(error);
       for (const q of this.#dests.values()) clearTimeout(q.retry);
       this.#dests.clear();
@@ -895,6 +893,48 @@ export class Peer extends Emitter<PeerEvents> {
 
   #emitError(err: unknown): void {
     this.emit('error', err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
+/**
+ * The context of one request being handled. Its `signal` is made only if the handler reads it:
+ * most handlers never do, and an AbortController plus a deadline timer per request is the
+ * largest cost of a small request at the responder. Without them, the deadline is checked when
+ * the handler returns: past it, or after the peer closed, no reply is sent.
+ */
+class HandlerContext implements RequestContext {
+  #ac: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #aborted: unknown;
+  constructor(
+    readonly from: string,
+    readonly to: string,
+    readonly deadline: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      const ac = (this.#ac = new AbortController());
+      if (this.#aborted !== undefined) ac.abort(this.#aborted);
+      else {
+        this.#timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), Math.max(0, this.deadline - Date.now()));
+      }
+    }
+    return this.#ac.signal;
+  }
+
+  /** Whether a reply should still be sent. */
+  live(): boolean {
+    return this.#aborted === undefined && !this.#ac?.signal.aborted && Date.now() <= this.deadline;
+  }
+
+  abort(reason: unknown): void {
+    this.#aborted = reason;
+    this.#ac?.abort(reason);
+  }
+
+  done(): void {
+    clearTimeout(this.#timer);
   }
 }
 
