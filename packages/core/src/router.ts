@@ -181,7 +181,7 @@ class Conn {
   grant: AuthGrant = OPEN_GRANT;
   timer: ReturnType<typeof setTimeout> | undefined;
   connection!: Connection<Conn>;
-  /** Set by `Router.close` to learn when this connection is gone. */
+  /** Set by `Router.close` to learn when this connection's transport has closed. */
   onClosed: (() => void) | undefined;
   /** Requests this peer sent that await a reply, by request id. */
   requests: Map<number, InFlight> = NO_REQUESTS;
@@ -240,7 +240,10 @@ export class Router extends Emitter<RouterEvents> {
     drain: (conn) => {
       if (conn.bufferedAmount <= this.limits.maxBufferedBytes) conn.owner.overSince = 0;
     },
-    close: (info, conn) => this.#onClose(conn.owner, info),
+    close: (info, conn) => {
+      this.#onClose(conn.owner, info);
+      conn.owner.onClosed?.();
+    },
   };
   // Metrics: frame counters indexed by kind byte, shared with every Connection.
   readonly #counters = { framesIn: new Float64Array(256), bytesIn: new Float64Array(256), framesOut: new Float64Array(256), bytesOut: new Float64Array(256) };
@@ -799,7 +802,11 @@ export class Router extends Emitter<RouterEvents> {
   #kick(c: Conn, closeCode: number, code: Code, message: string): void {
     if (c.state === 'closed' || !c.connection.open) return;
     c.connection.write(frame(Kind.Bye, { code, message }));
-    c.connection.close(closeCode, `${code}: ${message}`.slice(0, 120));
+    const reason = `${code}: ${message}`.slice(0, 120);
+    c.connection.close(closeCode, reason);
+    // The peer is gone for routing now: its name, groups and subscriptions are freed at once,
+    // not when its socket finishes closing (a slow consumer's close waits behind its buffer).
+    this.#onClose(c, { code: closeCode, reason });
   }
 
   #onClose(c: Conn, closeInfo: CloseInfo): void {
@@ -829,7 +836,6 @@ export class Router extends Emitter<RouterEvents> {
       if (ns.byId.size === 0) this.#namespaces.delete(ns.name);
       if (wasOpen) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });
     }
-    c.onClosed?.();
   }
 }
 

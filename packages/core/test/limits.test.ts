@@ -527,9 +527,12 @@ describe('limits - slow consumers', () => {
     // More sweeps run while the close is still in progress.
     vi.advanceTimersByTime(2000);
     expect(s.n.router.metrics().slowConsumerDisconnects).toBe(1);
+    // Its name is free already, though its transport has not finished closing.
+    expect(s.n.router.connections().map((c) => c.name)).not.toContain('slow');
+    await expect(s.n.peer({ name: 'slow' })).resolves.toMatchObject({ name: 'slow' });
     finishClose!();
     await expect(disconnect).resolves.toMatchObject({ name: 'slow' });
-    expect(s.n.router.connectionCount).toBe(3);
+    expect(s.n.router.connectionCount).toBe(4); // pub, alice, bob and the new 'slow'
     expect(s.n.router.metrics().slowConsumerDisconnects).toBe(1);
   });
 });
