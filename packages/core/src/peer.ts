@@ -135,6 +135,11 @@ interface DestQueue {
   backoff: number;
 }
 
+interface SubEntry {
+  subs: Set<LocalSub>;
+  ready: Promise<void>;
+}
+
 interface LocalSub {
   pattern: string;
   handler: (body: unknown, meta: PublishMeta) => void;
@@ -182,7 +187,9 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #dests = new Map<string, DestQueue>();
   readonly #seqs: Map<string, number>;
   readonly #dedup: Map<string, number>;
-  readonly #subs = new Map<string, { subs: Set<LocalSub>; ready: Promise<void> }>();
+  readonly #subs = new Map<string, SubEntry>();
+  /** Topic → matching entries of #subs; cleared whenever #subs changes. */
+  readonly #matchCache = new Map<string, SubEntry[]>();
   readonly #deliveryWaiters = new Map<string, Waiter>();
   readonly #handling = new Set<HandlerContext>();
   #outboxSize = 0;
@@ -636,9 +643,9 @@ export class Peer extends Emitter<PeerEvents> {
       const ref = this.#nextRef++;
       const ready = this.#control(ref, frame(Kind.Sub, { ref, pattern })).then(() => undefined);
       entry = { subs: new Set(), ready };
-      this.#subs.set(pattern, entry);
+      this.#subsChanged().set(pattern, entry);
       // A refused subscription is reported through `ready`; do not also make it unhandled.
-      ready.catch(() => this.#subs.get(pattern) === entry && this.#subs.delete(pattern));
+      ready.catch(() => this.#subs.get(pattern) === entry && this.#subsChanged().delete(pattern));
     }
     entry.subs.add(local);
     const e = entry;
@@ -647,7 +654,7 @@ export class Peer extends Emitter<PeerEvents> {
       ready: e.ready,
       unsubscribe: () => {
         if (!e.subs.delete(local) || e.subs.size > 0 || this.#subs.get(pattern) !== e) return;
-        this.#subs.delete(pattern);
+        this.#subsChanged().delete(pattern);
         if (this.connected) {
           const ref = this.#nextRef++;
           this.#control(ref, frame(Kind.Unsub, { ref, pattern })).catch(() => {});
@@ -666,12 +673,29 @@ export class Peer extends Emitter<PeerEvents> {
     if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Pub', id: topic, size: bytes.length, at: Date.now() });
   }
 
+  /** The subscription entries matching `topic`, cached until the subscriptions change. */
+  #matching(topic: string): SubEntry[] {
+    let list = this.#matchCache.get(topic);
+    if (list === undefined) {
+      list = [];
+      for (const [pattern, entry] of this.#subs) if (matchTopic(pattern, topic)) list.push(entry);
+      if (this.#matchCache.size >= 1024) this.#matchCache.clear();
+      this.#matchCache.set(topic, list);
+    }
+    return list;
+  }
+
+  /** Returns #subs for a change, dropping the match cache first. */
+  #subsChanged(): Map<string, SubEntry> {
+    this.#matchCache.clear();
+    return this.#subs;
+  }
+
   #onPub(f: FrameOf<typeof Kind.Pub>): void {
     let body: unknown;
     let decoded = false;
     const meta: PublishMeta = { topic: f.topic, from: f.from };
-    for (const [pattern, entry] of this.#subs) {
-      if (!matchTopic(pattern, f.topic)) continue;
+    for (const entry of this.#matching(f.topic)) {
       if (!decoded) {
         try {
           body = decodeBody(f.body, f.flags);

@@ -74,3 +74,28 @@ describe('codecs interoperate', () => {
     expect(new TextDecoder().decode(received[0])).toBe('{"k":"v"}');
   });
 });
+
+describe('binary bodies', () => {
+  for (const codec of ['json', 'msgpack'] as const) {
+    it(`sends a Uint8Array body as raw bytes from a ${codec} peer, and the receiver gets a Uint8Array`, async () => {
+      const { peer: alice, sent } = await peerWithCodec('alice', codec);
+      const bob = await net.peer({ name: 'bob', codec: codec === 'json' ? 'msgpack' : 'json' });
+      const bytes = Uint8Array.from([0, 1, 2, 250, 255]);
+      bob.handle('len', (b: Uint8Array) => b.length);
+      await expect(alice.request('bob/len', bytes)).resolves.toBe(5);
+      await alice.send('bob', bytes);
+      const msg = await bob.receive({ timeout: 2000 });
+      expect(msg.body).toBeInstanceOf(Uint8Array);
+      expect([...(msg.body as Uint8Array)]).toEqual([0, 1, 2, 250, 255]);
+      expect(sent).toEqual([BodyCodec.Raw, BodyCodec.Raw]);
+    });
+  }
+
+  it('still carries binary nested inside objects with msgpack', async () => {
+    const alice = await net.peer({ name: 'alice' });
+    const bob = await net.peer({ name: 'bob' });
+    await alice.send('bob', { file: Uint8Array.from([9, 8]) });
+    const msg = await bob.receive<{ file: Uint8Array }>({ timeout: 2000 });
+    expect([...msg.body.file]).toEqual([9, 8]);
+  });
+});

@@ -28,6 +28,9 @@ export function codecFlag(name: CodecName): BodyCodec {
  */
 export function encodeBody(value: unknown, codec: BodyCodec, transient = false): { bytes: Uint8Array; codec: BodyCodec } {
   if (value === undefined) return { bytes: EMPTY_BODY, codec: BodyCodec.None };
+  // Binary travels as itself (codec Raw) whatever the peer's codec: no msgpack framing to build
+  // or parse, and JSON peers can send binary too. The receiver gets a Uint8Array either way.
+  if (value instanceof Uint8Array) return { bytes: value, codec: BodyCodec.Raw };
   if (codec === BodyCodec.Json) {
     const text = JSON.stringify(value);
     if (text === undefined) throw new TypeError('body cannot be encoded as JSON');
