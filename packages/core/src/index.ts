@@ -25,6 +25,8 @@ export type {
   SendOptions,
   PublishMeta,
   Subscription,
+  ReconnectOptions,
+  TransportFactory,
 } from './peer.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';

@@ -6,7 +6,8 @@ import { decode as msgpackDecode } from '@msgpack/msgpack';
 import { checkAddress, checkName, DEFAULT_PORT, ID_PREFIX, splitAddress } from './address.js';
 import { codecFlag, decodeBody, encodeBody, type CodecName } from './codec/body.js';
 import { AckStatus, BodyCodec, frame, Kind, kindName, PresenceEvent, PROTOCOL_VERSION, type Frame, type FrameOf } from './codec/frames.js';
-import { Connection } from './connection.js';
+import type { Connection } from './connection.js';
+import { openLink, type HelloFields, type Link } from './link.js';
 import { Emitter } from './emitter.js';
 import {
   ClosedError,
@@ -51,7 +52,37 @@ export interface PeerOptions {
   store?: OutboxStore;
   /** Handshake deadline in ms. @default 10000 */
   connectTimeout?: number;
+  /**
+   * Reconnection after the link drops, when the peer was created from a transport factory (as
+   * `connect(url)` does). `false` turns it off. See {@link ReconnectOptions}.
+   */
+  reconnect?: ReconnectOptions | false;
+  /**
+   * A sent message neither acked nor held by the relay after this many ms is sent again (from
+   * the oldest unacked one, in order): it covers frames lost on the far side of the relay.
+   * @default 10000
+   */
+  ackTimeout?: number;
 }
+
+/**
+ * Reconnection backoff: attempt n waits a random time between 0 and
+ * min(maxDelay, initialDelay × factor^(n−1)) ("full jitter"), so peers cut off together do not
+ * all return at once.
+ */
+export interface ReconnectOptions {
+  /** @default 100 */
+  initialDelay?: number;
+  /** @default 10000 */
+  maxDelay?: number;
+  /** @default 2 */
+  factor?: number;
+  /** Give up (and close the peer) after this many failed attempts in a row. @default Infinity */
+  maxAttempts?: number;
+}
+
+/** Makes a fresh transport to the relay, for the first connection and each reconnection. */
+export type TransportFactory = () => Promise<Transport>;
 
 /** Metadata passed to request handlers. */
 export interface RequestContext {
@@ -75,6 +106,11 @@ export interface RequestOptions {
   /** Deadline in ms. @default the peer's requestTimeout (10000) */
   timeout?: number;
   signal?: AbortSignal;
+  /**
+   * For idempotent requests: if the link drops before the reply, send it again after
+   * reconnecting (within the deadline) instead of rejecting with CLOSED. @default false
+   */
+  retry?: boolean;
 }
 
 export interface SendOptions {
@@ -109,6 +145,17 @@ export interface PeerEvents {
   close: { code: number; reason: string; error?: Error };
   /** The transport's buffer fell back below its high-water mark (see `bufferedAmount`). */
   drain: undefined;
+  /**
+   * The relay gave up holding these sends for an offline peer (its hold expired or was full):
+   * they left the outbox undelivered.
+   */
+  expired: { ids: string[] };
+  /** The link dropped; the peer is reconnecting (sends wait in the outbox). */
+  disconnected: { code: number; reason: string; error?: Error };
+  /** A reconnection attempt is scheduled after `delay` ms. */
+  reconnecting: { attempt: number; delay: number };
+  /** The link is back: name re-claimed, groups re-joined, topics re-subscribed, outbox resent. */
+  reconnected: { attempt: number; id: string };
 }
 
 type Handler<B, R> = (body: B, ctx: RequestContext) => R | Promise<R>;
@@ -118,6 +165,16 @@ interface PendingRequest {
   reject(e: unknown): void;
   timer: ReturnType<typeof setTimeout>;
   cleanup(): void;
+  /** Sent again after a reconnection instead of failing with CLOSED. */
+  retry: boolean;
+  /** Whether it went out on the current link. */
+  sent: boolean;
+  to: string;
+  timeout: number;
+  deadline: number;
+  /** The encoded body (a copy: it may be sent again later). */
+  body: Uint8Array;
+  flags: number;
 }
 
 interface Control {
@@ -133,6 +190,8 @@ interface DestQueue {
   /** Set while waiting to retransmit after a refusal. */
   retry: ReturnType<typeof setTimeout> | undefined;
   backoff: number;
+  /** When the oldest unacked entry was last sent, or an ack last made progress. */
+  progressAt: number;
 }
 
 interface SubEntry {
@@ -158,32 +217,55 @@ const RETRY_MAX = 1000;
 const MAX_DEDUP_STREAMS = 10_000;
 
 /**
- * Connects a Peer over a transport to a Router: sends HELLO and resolves after WELCOME.
- * Rejects with AuthError, NameTakenError, ProtocolError or ClosedError (with the cause).
+ * Connects a Peer to a Router: sends HELLO and resolves after WELCOME. Given a transport, the
+ * peer lives as long as it; given a factory, it reconnects when the link drops (see
+ * `PeerOptions.reconnect`). The first connection is not retried: it rejects with AuthError,
+ * NameTakenError, LimitError, ProtocolError, TimeoutError or ClosedError (with the cause).
  */
-export function createPeer(transport: Transport, options: PeerOptions = {}): Promise<Peer> {
-  return Peer.connect(transport, options);
+export function createPeer(source: Transport | TransportFactory, options: PeerOptions = {}): Promise<Peer> {
+  return Peer.connect(source, options);
+}
+
+/** Close reasons after which reconnecting cannot help. */
+const FATAL_BYE = new Set<string>([ErrorCode.AUTH, ErrorCode.NAME_TAKEN, ErrorCode.PROTOCOL]);
+
+interface Registration {
+  build(ref: number): Frame;
+  done: boolean;
+  waiters: Waiter[];
+  /** Called when the relay refuses it for good (AUTH, PROTOCOL). */
+  refused?: () => void;
 }
 
 export class Peer extends Emitter<PeerEvents> {
-  /** Relay-assigned id, unique in the relay. */
-  readonly id: string;
-  /** The name, if the peer has one. */
-  readonly name: string | undefined;
-  readonly namespace: string;
-
-  readonly #conn: Connection;
+  #id = '';
+  #name: string | undefined;
+  #namespace = '';
+  #conn!: Connection;
+  readonly #factory: TransportFactory | undefined;
+  readonly #reconnect: Required<ReconnectOptions> | undefined;
+  readonly #hello: HelloFields;
+  #reconnecting = false;
+  #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A transport being connected during a reconnection, closed if the peer closes first. */
+  #dialing: Transport | undefined;
+  readonly #ackTimer: ReturnType<typeof setInterval>;
   readonly #codec: BodyCodec;
-  readonly #opts: Required<Omit<PeerOptions, 'name' | 'namespace' | 'secret' | 'token' | 'store' | 'codec'>>;
+  readonly #opts: Required<Omit<PeerOptions, 'name' | 'namespace' | 'secret' | 'token' | 'store' | 'codec' | 'reconnect'>>;
   readonly #store: OutboxStore;
   readonly #origin: string;
   readonly #mailboxes = new Map<string, Mailbox>();
   readonly #handlers = new Map<string, Handler<unknown, unknown>>();
   readonly #pending = new Map<number, PendingRequest>();
   readonly #controls = new Map<number, Control>();
+  /** Subscriptions, groups and presence watching: re-sent on every (re)connection. */
+  readonly #regs = new Map<string, Registration>();
   /** Msg refs in flight → entry, and back. An entry keeps one ref across retransmissions. */
   readonly #msgRefs = new Map<number, OutboxEntry>();
   readonly #refOf = new Map<OutboxEntry, number>();
+  /** Entries the relay holds for an offline receiver: not retransmitted on ack timeout. */
+  readonly #held = new Set<OutboxEntry>();
+  #expiredIds: string[] = [];
   readonly #dests = new Map<string, DestQueue>();
   readonly #seqs: Map<string, number>;
   readonly #dedup: Map<string, number>;
@@ -198,22 +280,16 @@ export class Peer extends Emitter<PeerEvents> {
   // reply to the old session's request cannot match a new request with the same id.
   #nextReq = 1 + (crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1);
   #nextBcast = 0;
-  #watching = false;
   #closed: ClosedError | undefined;
-  #bye: { code: string; message: string } | undefined;
 
   private constructor(
-    conn: Connection,
-    welcome: FrameOf<typeof Kind.Welcome>,
     options: PeerOptions,
     store: OutboxStore,
     state: { origin: string; entries: OutboxEntry[]; seqs: Map<string, number>; dedup: Map<string, number> },
+    hello: HelloFields,
+    factory: TransportFactory | undefined,
   ) {
     super();
-    this.#conn = conn;
-    this.id = welcome.id;
-    this.name = welcome.name || undefined;
-    this.namespace = welcome.namespace;
     this.#codec = codecFlag(options.codec ?? 'msgpack');
     this.#opts = {
       mailboxCapacity: options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY,
@@ -222,7 +298,14 @@ export class Peer extends Emitter<PeerEvents> {
       outboxCapacity: options.outboxCapacity ?? 10_000,
       sendWindow: options.sendWindow ?? 512,
       connectTimeout: options.connectTimeout ?? 10_000,
+      ackTimeout: options.ackTimeout ?? 10_000,
     };
+    this.#hello = hello;
+    this.#factory = factory;
+    this.#reconnect =
+      factory && options.reconnect !== false
+        ? { initialDelay: 100, maxDelay: 10_000, factor: 2, maxAttempts: Number.POSITIVE_INFINITY, ...options.reconnect }
+        : undefined;
     this.#store = store;
     this.#origin = state.origin;
     this.#seqs = state.seqs;
@@ -231,62 +314,145 @@ export class Peer extends Emitter<PeerEvents> {
     for (const e of state.entries) this.#enqueue(e);
     // Restored entries count against the outbox like new ones (each ack decrements it).
     this.#outboxSize = state.entries.length;
+    this.#ackTimer = setInterval(() => this.#checkAcks(), Math.max(50, Math.min(1000, this.#opts.ackTimeout / 4)));
   }
 
   /** See {@link createPeer}. */
-  static async connect(transport: Transport, options: PeerOptions = {}): Promise<Peer> {
+  static async connect(source: Transport | TransportFactory, options: PeerOptions = {}): Promise<Peer> {
+    const factory = typeof source === 'function' ? source : undefined;
     if (options.name !== undefined) {
       const bad = checkName(options.name);
       if (bad) {
-        transport.close({ code: CloseCode.NORMAL, reason: 'invalid name' });
+        if (!factory) (source as Transport).close({ code: CloseCode.NORMAL, reason: 'invalid name' });
         throw new TypeError(bad);
       }
     }
     const store = options.store ?? new MemoryStore();
     const state = await store.open();
-    return new Promise<Peer>((resolve, reject) => {
-      let peer: Peer | undefined;
-      let bye: { code: string; message: string } | undefined;
-      const fail = (err: Error): void => {
-        clearTimeout(timer);
-        conn.close(CloseCode.NORMAL, 'handshake failed');
-        reject(err);
-      };
-      const timer = setTimeout(() => fail(new TimeoutError('handshake timed out')), options.connectTimeout ?? 10_000);
-      const conn: Connection = new Connection(transport, {
-        frame: (f) => {
-          if (peer) return peer.#onFrame(f);
-          if (f.kind === Kind.Welcome) {
-            clearTimeout(timer);
-            peer = new Peer(conn, f, options, store, state);
-            resolve(peer);
-            peer.#resendAll();
-          } else if (f.kind === Kind.Bye) bye = { code: f.code, message: f.message };
-          else fail(new ProtocolError(`${kindName(f.kind)} before WELCOME`));
-        },
-        protocolError: (err) => (peer ? peer.#protocolError(err) : fail(err)),
-        drain: () => peer?.emit('drain', undefined),
-        close: (info) => {
-          if (peer) return peer.#onClose(info);
-          clearTimeout(timer);
-          reject(bye ? errorFromCode(bye.code, bye.message) : new ClosedError(`connection closed during handshake: ${info.reason || info.code}`, { cause: info.error }));
-        },
-      });
-      conn.write(
-        frame(Kind.Hello, {
-          version: PROTOCOL_VERSION,
-          name: options.name ?? '',
-          namespace: options.namespace ?? '',
-          secret: options.secret ?? '',
-          token: options.token ?? '',
-        }),
-      );
-    });
+    const hello: HelloFields = {
+      name: options.name ?? '',
+      namespace: options.namespace ?? '',
+      secret: options.secret ?? '',
+      token: options.token ?? '',
+      // Proves to the relay, on reconnection, that this is the same peer as the old link.
+      session: sessionToken(),
+    };
+    const transport = factory ? await factory() : (source as Transport);
+    const link = await openLink(transport, hello, options.connectTimeout ?? 10_000);
+    const peer = new Peer(options, store, state, hello, factory);
+    peer.#attach(link);
+    return peer;
   }
 
-  /** Whether the link is up. */
+  /** Relay-assigned id, unique in the relay; it changes when the peer reconnects. */
+  get id(): string {
+    return this.#id;
+  }
+
+  /** The name, if the peer has one. */
+  get name(): string | undefined {
+    return this.#name;
+  }
+
+  get namespace(): string {
+    return this.#namespace;
+  }
+
+  /** Takes a freshly handshaken link into use and restores what the relay must know. */
+  #attach(link: Link): void {
+    this.#conn = link.conn;
+    this.#id = link.welcome.id;
+    this.#name = link.welcome.name || undefined;
+    this.#namespace = link.welcome.namespace;
+    link.attach({
+      frame: (f) => this.#onFrame(f),
+      protocolError: (err) => this.#protocolError(err),
+      drain: () => this.emit('drain', undefined),
+      close: (info, bye) => this.#onLinkClose(link.conn, info, bye),
+    });
+    for (const [key, reg] of this.#regs) this.#sendRegistration(key, reg);
+    for (const [id, p] of this.#pending) if (!p.sent) this.#sendRequest(id, p);
+    this.#held.clear();
+    for (const q of this.#dests.values()) q.sent = 0;
+    this.#resendAll();
+  }
+
+  #onLinkClose(conn: Connection, info: CloseInfo, bye: { code: string; message: string } | undefined): void {
+    if (conn !== this.#conn) return; // an older link, already replaced
+    const why = bye ? `${bye.code}: ${bye.message}` : info.reason || `code ${info.code}`;
+    const error = new ClosedError(`link closed (${why})`, { cause: info.error });
+    // Refused credentials, a broken protocol, an oversized frame or a newer session of this very
+    // peer: reconnecting would only repeat it.
+    const fatal = (bye !== undefined && FATAL_BYE.has(bye.code)) || info.code === CloseCode.REPLACED || info.code === CloseCode.TOO_BIG;
+    if (this.#closed || !this.#reconnect || fatal) {
+      this.#shutdown(this.#closed ?? (bye && FATAL_BYE.has(bye.code) ? errorFromCode(bye.code, bye.message) : error), info);
+      return;
+    }
+    this.#linkLost(error, info);
+  }
+
+  /** The link dropped but the peer lives: fail what cannot survive, keep the rest, reconnect. */
+  #linkLost(error: ClosedError, info: CloseInfo): void {
+    this.#reconnecting = true;
+    const e: PeerEvents['disconnected'] = { code: info.code, reason: info.reason };
+    if (info.error) e.error = info.error;
+    this.emit('disconnected', e);
+    for (const [, p] of [...this.#pending]) {
+      if (p.retry) p.sent = false;
+      else {
+        p.cleanup();
+        p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
+      }
+    }
+    for (const c of [...this.#controls.values()]) c.reject(new ClosedError(error.message, { cause: error }));
+    this.#controls.clear();
+    for (const ctx of this.#handling) ctx.abort(error);
+    this.#redial(1);
+  }
+
+  #redial(attempt: number): void {
+    const r = this.#reconnect!;
+    if (attempt > r.maxAttempts) {
+      this.#shutdown(new ClosedError(`gave up reconnecting after ${r.maxAttempts} attempts`), { code: CloseCode.ABNORMAL, reason: 'reconnection failed' });
+      return;
+    }
+    const ceiling = Math.min(r.maxDelay, r.initialDelay * r.factor ** (attempt - 1));
+    const delay = Math.random() * ceiling;
+    this.emit('reconnecting', { attempt, delay });
+    this.#reconnectTimer = setTimeout(() => {
+      this.#reconnectTimer = undefined;
+      void this.#dial(attempt);
+    }, delay);
+  }
+
+  async #dial(attempt: number): Promise<void> {
+    if (this.#closed) return;
+    let link: Link;
+    try {
+      const transport = await this.#factory!();
+      if (this.#closed) return transport.close({ code: CloseCode.NORMAL, reason: 'peer closed' });
+      this.#dialing = transport;
+      link = await openLink(transport, this.#hello, this.#opts.connectTimeout);
+    } catch (err) {
+      this.#dialing = undefined;
+      if (this.#closed) return;
+      const code = (err as { code?: string }).code;
+      if (code !== undefined && FATAL_BYE.has(code)) {
+        this.#shutdown(err as ClosedError, { code: CloseCode.ABNORMAL, reason: `reconnection refused: ${(err as Error).message}` });
+        return;
+      }
+      return this.#redial(attempt + 1);
+    }
+    this.#dialing = undefined;
+    if (this.#closed) return link.conn.close(CloseCode.NORMAL, 'peer closed');
+    this.#reconnecting = false;
+    this.#attach(link);
+    this.emit('reconnected', { attempt, id: this.#id });
+  }
+
+  /** Whether the link is up (false while reconnecting). */
   get connected(): boolean {
-    return this.#closed === undefined && this.#conn.open;
+    return this.#closed === undefined && !this.#reconnecting && this.#conn.open;
   }
 
   /**
@@ -364,7 +530,7 @@ export class Peer extends Emitter<PeerEvents> {
 
   #enqueue(entry: OutboxEntry): void {
     let q = this.#dests.get(entry.dest);
-    if (!q) this.#dests.set(entry.dest, (q = { entries: [], sent: 0, retry: undefined, backoff: RETRY_MIN }));
+    if (!q) this.#dests.set(entry.dest, (q = { entries: [], sent: 0, retry: undefined, backoff: RETRY_MIN, progressAt: Date.now() }));
     q.entries.push(entry);
   }
 
@@ -373,6 +539,7 @@ export class Peer extends Emitter<PeerEvents> {
     const q = this.#dests.get(dest);
     if (!q || q.retry !== undefined || !this.connected) return;
     const limit = Math.min(q.entries.length, this.#opts.sendWindow);
+    if (q.sent === 0 && limit > 0) q.progressAt = Date.now();
     while (q.sent < limit) {
       const e = q.entries[q.sent++]!;
       let ref = this.#refOf.get(e);
@@ -400,6 +567,7 @@ export class Peer extends Emitter<PeerEvents> {
     if (i < 0) return undefined;
     const e = i === 0 ? q.entries.shift() : q.entries.splice(i, 1)[0];
     if (i < q.sent) q.sent--;
+    this.#held.delete(e!);
     const ref = this.#refOf.get(e!);
     if (ref !== undefined) {
       this.#refOf.delete(e!);
@@ -419,7 +587,10 @@ export class Peer extends Emitter<PeerEvents> {
       const e = this.#settle(dest, f.seq);
       if (!e) return;
       const q = this.#dests.get(dest);
-      if (q) q.backoff = RETRY_MIN;
+      if (q) {
+        q.backoff = RETRY_MIN;
+        q.progressAt = Date.now();
+      }
       if (this.listens('trace')) this.emit('trace', { type: 'ack', kind: 'Ack', id: e.id, from: f.from, to: e.to, at: Date.now() });
       this.emit('delivered', { id: e.id, to: e.to });
       this.#deliveryWaiters.get(e.id)?.resolve();
@@ -428,6 +599,13 @@ export class Peer extends Emitter<PeerEvents> {
     } else if (f.status === AckStatus.NoRoute) {
       const e = this.#settle(dest, f.seq);
       if (e) this.#undeliverable(e, new NoRouteError(`no mailbox "${splitAddress(e.to).port}" on "${e.dest}"`));
+    } else if (f.status === AckStatus.Held) {
+      // The relay keeps it for the offline receiver: no need to send it again on ack timeout.
+      const e = this.#dests.get(dest)?.entries.find((x) => x.seq === f.seq);
+      if (e) this.#held.add(e);
+    } else if (f.status === AckStatus.Expired) {
+      const e = this.#settle(dest, f.seq);
+      if (e) this.#expire(e);
     } else {
       // LIMIT (mailbox full) or GAP (an earlier message was refused): retransmit in order later.
       this.#rewind(dest);
@@ -453,6 +631,35 @@ export class Peer extends Emitter<PeerEvents> {
       if (q.entries.length === 0) this.#dests.delete(dest);
       else this.#pump(dest);
     }, delay);
+  }
+
+  /** Reports expired entries in one `expired` event per tick. */
+  #expire(e: OutboxEntry): void {
+    if (this.listens('trace')) this.emit('trace', { type: 'drop', kind: 'Msg', id: e.id, to: e.to, reason: 'EXPIRED', at: Date.now() });
+    this.#deliveryWaiters.get(e.id)?.reject(new NoRouteError(`the relay's hold for "${e.dest}" expired before it connected`));
+    this.#deliveryWaiters.delete(e.id);
+    if (this.#expiredIds.push(e.id) === 1) {
+      queueMicrotask(() => {
+        const ids = this.#expiredIds;
+        this.#expiredIds = [];
+        this.emit('expired', { ids });
+      });
+    }
+    this.#pump(e.dest);
+  }
+
+  /** Sends again, in order, what has waited too long for an ack (and is not held by the relay). */
+  #checkAcks(): void {
+    if (!this.connected) return;
+    const now = Date.now();
+    for (const [dest, q] of this.#dests) {
+      const oldest = q.entries[0];
+      if (q.sent === 0 || q.retry !== undefined || !oldest || this.#held.has(oldest)) continue;
+      if (now - q.progressAt >= this.#opts.ackTimeout) {
+        q.progressAt = now;
+        this.#rewind(dest);
+      }
+    }
   }
 
   #undeliverable(e: OutboxEntry, error: MissiveError): void {
@@ -540,9 +747,14 @@ export class Peer extends Emitter<PeerEvents> {
     }
     const { signal } = options;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    const retry = options.retry === true;
+    if (this.#reconnecting && !retry) {
+      return Promise.reject(new ClosedError('the link is down (reconnecting); pass { retry: true } to send it once it is back'));
+    }
     let encoded: ReturnType<typeof encodeBody>;
     try {
-      encoded = encodeBody(body, this.#codec, true);
+      // A retried request keeps its own copy of the body; others are written out at once.
+      encoded = encodeBody(body, this.#codec, !retry);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -564,12 +776,26 @@ export class Peer extends Emitter<PeerEvents> {
           signal?.removeEventListener('abort', onAbort);
           this.#pending.delete(id);
         },
+        retry,
+        sent: false,
+        to: address,
+        timeout,
+        deadline: Date.now() + timeout,
+        body: encoded.bytes,
+        flags: encoded.codec,
       };
       this.#pending.set(id, p);
       signal?.addEventListener('abort', onAbort, { once: true });
-      this.#conn.write(frame(Kind.Req, { to: address, from: '', id, timeout }, encoded.bytes, encoded.codec));
-      if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Req', id: String(id), to: address, size: encoded.bytes.length, at: Date.now() });
+      if (!this.#reconnecting) this.#sendRequest(id, p);
     });
+  }
+
+  #sendRequest(id: number, p: PendingRequest): void {
+    p.sent = true;
+    // A retried request tells the responder only the time it has left.
+    const timeout = Math.max(1, p.deadline - Date.now());
+    this.#conn.write(frame(Kind.Req, { to: p.to, from: '', id, timeout }, p.body, p.flags));
+    if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Req', id: String(id), to: p.to, size: p.body.length, at: Date.now() });
   }
 
   #onRep(f: FrameOf<typeof Kind.Rep>): void {
@@ -640,12 +866,14 @@ export class Peer extends Emitter<PeerEvents> {
     const local: LocalSub = { pattern, handler: handler as LocalSub['handler'] };
     let entry = this.#subs.get(pattern);
     if (!entry) {
-      const ref = this.#nextRef++;
-      const ready = this.#control(ref, frame(Kind.Sub, { ref, pattern })).then(() => undefined);
-      entry = { subs: new Set(), ready };
-      this.#subsChanged().set(pattern, entry);
+      const created: SubEntry = { subs: new Set(), ready: Promise.resolve() };
+      created.ready = this.#register(`sub:${pattern}`, (ref) => frame(Kind.Sub, { ref, pattern }), () => {
+        if (this.#subs.get(pattern) === created) this.#subsChanged().delete(pattern);
+      });
       // A refused subscription is reported through `ready`; do not also make it unhandled.
-      ready.catch(() => this.#subs.get(pattern) === entry && this.#subsChanged().delete(pattern));
+      created.ready.catch(() => {});
+      entry = created;
+      this.#subsChanged().set(pattern, entry);
     }
     entry.subs.add(local);
     const e = entry;
@@ -655,10 +883,7 @@ export class Peer extends Emitter<PeerEvents> {
       unsubscribe: () => {
         if (!e.subs.delete(local) || e.subs.size > 0 || this.#subs.get(pattern) !== e) return;
         this.#subsChanged().delete(pattern);
-        if (this.connected) {
-          const ref = this.#nextRef++;
-          this.#control(ref, frame(Kind.Unsub, { ref, pattern })).catch(() => {});
-        }
+        this.#unregister(`sub:${pattern}`, (ref) => frame(Kind.Unsub, { ref, pattern })).catch(() => {});
       },
     };
   }
@@ -715,19 +940,72 @@ export class Peer extends Emitter<PeerEvents> {
     }
   }
 
-  /** Joins a group: requests to the group may now come here, and its broadcasts do. */
-  async join(group: string): Promise<void> {
+  /**
+   * Joins a group: requests to the group may now come here, and its broadcasts do. The
+   * membership is restored after a reconnection. Rejects with AUTH outside the grant.
+   */
+  join(group: string): Promise<void> {
     const bad = checkName(group, 'group');
-    if (bad) throw new TypeError(bad);
-    const ref = this.#nextRef++;
-    await this.#control(ref, frame(Kind.Join, { ref, group }));
+    if (bad) return Promise.reject(new TypeError(bad));
+    return this.#register(`join:${group}`, (ref) => frame(Kind.Join, { ref, group }));
   }
 
-  async leave(group: string): Promise<void> {
+  /** Leaves a group (and stops restoring it after reconnections). */
+  leave(group: string): Promise<void> {
     const bad = checkName(group, 'group');
-    if (bad) throw new TypeError(bad);
+    if (bad) return Promise.reject(new TypeError(bad));
+    return this.#unregister(`join:${group}`, (ref) => frame(Kind.Leave, { ref, group }));
+  }
+
+  // ---- registrations: what the relay must know of this peer, restored on reconnection ------
+
+  /**
+   * Records a registration (subscription, membership, presence watch) and sends it if the link
+   * is up; it is sent again after every reconnection. Resolves once the relay has it; rejects
+   * if the relay refuses it (the registration is then dropped) or the peer closes.
+   */
+  #register(key: string, build: (ref: number) => Frame, refused?: () => void): Promise<void> {
+    if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
+    let reg = this.#regs.get(key);
+    if (!reg) {
+      reg = { build, done: false, waiters: [] };
+      if (refused) reg.refused = refused;
+      this.#regs.set(key, reg);
+      if (this.connected) this.#sendRegistration(key, reg);
+    }
+    if (reg.done) return Promise.resolve();
+    const r = reg;
+    return new Promise<void>((resolve, reject) => r.waiters.push({ resolve, reject }));
+  }
+
+  #sendRegistration(key: string, reg: Registration): void {
     const ref = this.#nextRef++;
-    await this.#control(ref, frame(Kind.Leave, { ref, group }));
+    this.#control(ref, reg.build(ref)).then(
+      () => {
+        if (this.#regs.get(key) !== reg) return;
+        reg.done = true;
+        for (const w of reg.waiters.splice(0)) w.resolve();
+      },
+      (err: unknown) => {
+        if (this.#regs.get(key) !== reg) return;
+        // The link dropped: it is sent again on reconnection. Anything else is a refusal.
+        if (err instanceof ClosedError && !this.#closed) return;
+        this.#regs.delete(key);
+        reg.refused?.();
+        if (reg.waiters.length === 0) this.#emitError(err);
+        for (const w of reg.waiters.splice(0)) w.reject(err as Error);
+      },
+    );
+  }
+
+  /** Drops a registration and tells the relay (if the link is up). */
+  #unregister(key: string, build: (ref: number) => Frame): Promise<void> {
+    const reg = this.#regs.get(key);
+    this.#regs.delete(key);
+    for (const w of reg?.waiters.splice(0) ?? []) w.reject(new ClosedError('cancelled by a later leave or unsubscribe'));
+    if (!this.connected) return Promise.resolve();
+    const ref = this.#nextRef++;
+    return this.#control(ref, build(ref)).then(() => undefined);
   }
 
   /**
@@ -769,10 +1047,8 @@ export class Peer extends Emitter<PeerEvents> {
   }
 
   protected override listenerAdded(type: keyof PeerEvents): void {
-    if ((type === 'peer-join' || type === 'peer-leave') && !this.#watching && this.connected) {
-      this.#watching = true;
-      const ref = this.#nextRef++;
-      this.#control(ref, frame(Kind.Watch, { ref, on: 1 })).catch((err: unknown) => this.#emitError(err));
+    if (type === 'peer-join' || type === 'peer-leave') {
+      this.#register('watch', (ref) => frame(Kind.Watch, { ref, on: 1 })).catch(() => {});
     }
   }
 
@@ -795,9 +1071,16 @@ export class Peer extends Emitter<PeerEvents> {
 
   #closeEmitted = false;
 
-  #shutdown(error: ClosedError, info: CloseInfo): void {
+  #shutdown(error: MissiveError, info: CloseInfo): void {
     if (!this.#closed) {
-      this.#closed = error;
+      this.#closed = error instanceof ClosedError ? error : new ClosedError(error.message, { cause: error });
+      clearInterval(this.#ackTimer);
+      clearTimeout(this.#reconnectTimer);
+      this.#reconnectTimer = undefined;
+      this.#dialing?.close({ code: CloseCode.NORMAL, reason: 'peer closed' });
+      this.#dialing = undefined;
+      for (const reg of this.#regs.values()) for (const w of reg.waiters.splice(0)) w.reject(new ClosedError(error.message, { cause: error }));
+      this.#regs.clear();
       for (const p of [...this.#pending.values()]) {
         p.cleanup();
         p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
@@ -817,14 +1100,9 @@ export class Peer extends Emitter<PeerEvents> {
     if (this.#conn.transport.status === 'closed' && !this.#closeEmitted) {
       this.#closeEmitted = true;
       const e: PeerEvents['close'] = { code: info.code, reason: info.reason };
-      if (info.code !== CloseCode.NORMAL) e.error = error;
+      if (info.code !== CloseCode.NORMAL) e.error = this.#closed!;
       this.emit('close', e);
     }
-  }
-
-  #onClose(info: CloseInfo): void {
-    const why = this.#bye ? `${this.#bye.code}: ${this.#bye.message}` : info.reason || `code ${info.code}`;
-    this.#shutdown(this.#closed ?? new ClosedError(`link closed (${why})`, { cause: info.error }), info);
   }
 
   #protocolError(err: ProtocolError): void {
@@ -864,8 +1142,7 @@ export class Peer extends Emitter<PeerEvents> {
         return;
       }
       case Kind.Bye:
-        this.#bye = { code: f.code, message: f.message };
-        return;
+        return; // the link keeps it for the close that follows
       case Kind.Pong:
         return;
       default:
@@ -891,6 +1168,7 @@ export class Peer extends Emitter<PeerEvents> {
 
   #control(ref: number, f: Frame): Promise<{ body: Uint8Array; flags: number }> {
     if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
+    if (this.#reconnecting) return Promise.reject(new ClosedError('the link is down (reconnecting)'));
     const timeoutError = new TimeoutError(`relay did not answer ${kindName(f.kind)}`);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -960,6 +1238,14 @@ class HandlerContext implements RequestContext {
   done(): void {
     clearTimeout(this.#timer);
   }
+}
+
+/** 128 random bits as 32 hex characters. */
+function sessionToken(): string {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  let s = '';
+  for (const x of b) s += x.toString(16).padStart(2, '0');
+  return s;
 }
 
 function remoteCode(err: unknown): string {

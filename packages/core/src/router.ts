@@ -86,6 +86,34 @@ export interface RouterLimits {
   maxBufferedBytes: number;
   /** A connection above `maxBufferedBytes` for this many ms is disconnected as a slow consumer (4004). @default 5000 */
   slowConsumerTimeout: number;
+  /**
+   * How long (ms) the relay holds durable messages for a named peer that is not connected.
+   * When it comes (back), they are delivered in order before anything else; when the hold
+   * expires, each sender is told (`expired`). 0 turns holding off: such sends get NO_ROUTE.
+   * @default 60000
+   */
+  holdTtl: number;
+  /** Messages held per offline name; more are refused at once as expired. @default 1000 */
+  holdMaxMessages: number;
+  /** Bytes held per offline name. @default 1048576 */
+  holdMaxBytes: number;
+  /** Bytes held for all offline names together. @default 67108864 */
+  holdMaxTotalBytes: number;
+}
+
+/** A durable message held for an offline name. */
+interface Held {
+  frame: FrameOf<typeof Kind.Msg>;
+  bytes: number;
+  at: number;
+}
+
+/** The messages held for one offline name, in arrival order. */
+interface Hold {
+  namespace: string;
+  name: string;
+  msgs: Held[];
+  bytes: number;
 }
 
 /** Counters and gauges of a Router (see `Router.metrics()`). Frame counters are by kind name. */
@@ -97,8 +125,10 @@ export interface RouterMetrics {
   bytesIn: Record<string, number>;
   framesOut: Record<string, number>;
   bytesOut: Record<string, number>;
-  /** Frames dropped, by reason code (NO_ROUTE, LIMIT, SLOW_CONSUMER, RATE, NOT_REQUESTED). */
+  /** Frames dropped, by reason code (NO_ROUTE, LIMIT, SLOW_CONSUMER, RATE, NOT_REQUESTED, EXPIRED). */
   drops: Record<string, number>;
+  /** Durable messages held for offline names now, and their bytes. */
+  held: { messages: number; bytes: number };
   /** Requests forwarded to a peer. */
   requests: number;
   /** Request round trips through the relay, seconds: cumulative counts per upper bound. */
@@ -179,6 +209,8 @@ class Conn {
   groups: Set<string> = NONE;
   patterns: Set<string> = NONE;
   grant: AuthGrant = OPEN_GRANT;
+  /** The peer's session token from HELLO ('' if none): a reconnect with it may take the name back. */
+  session = '';
   timer: ReturnType<typeof setTimeout> | undefined;
   connection!: Connection<Conn>;
   /** Set by `Router.close` to learn when this connection's transport has closed. */
@@ -208,6 +240,10 @@ const DEFAULT_LIMITS: RouterLimits = {
   rateLimit: 100_000,
   maxBufferedBytes: 8 * 1024 * 1024,
   slowConsumerTimeout: 5000,
+  holdTtl: 60_000,
+  holdMaxMessages: 1000,
+  holdMaxBytes: 1024 * 1024,
+  holdMaxTotalBytes: 64 * 1024 * 1024,
 };
 
 /** Frame kinds that are best-effort: dropped (not queued) for a slow consumer. */
@@ -250,6 +286,10 @@ export class Router extends Emitter<RouterEvents> {
   readonly #drops = new Map<string, number>();
   readonly #latency = { counts: new Array<number>(LATENCY_BOUNDS.length + 1).fill(0), sum: 0, count: 0 };
   #requestsForwarded = 0;
+  /** Held messages by `namespace\u0000name`. */
+  readonly #holds = new Map<string, Hold>();
+  #heldBytes = 0;
+  #heldCount = 0;
   #slowConsumerDisconnects = 0;
   #authFailures = 0;
   #protocolErrors = 0;
@@ -264,9 +304,10 @@ export class Router extends Emitter<RouterEvents> {
       throw new RangeError(`limits.maxFrameBytes must be an integer from 1 to 2^32-1, got ${maxFrameBytes}`);
     }
     if (!(handshakeTimeout > 0)) throw new RangeError(`limits.handshakeTimeout must be a positive number of ms, got ${handshakeTimeout}`);
-    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout'] as const) {
+    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout', 'holdMaxMessages', 'holdMaxBytes', 'holdMaxTotalBytes'] as const) {
       if (!(this.limits[key] > 0)) throw new RangeError(`limits.${key} must be a positive number, got ${this.limits[key]}`);
     }
+    if (!(this.limits.holdTtl >= 0)) throw new RangeError(`limits.holdTtl must be 0 or more ms, got ${this.limits.holdTtl}`);
     this.on('auth-failure', () => this.#authFailures++);
   }
 
@@ -289,6 +330,7 @@ export class Router extends Emitter<RouterEvents> {
       bytesOut: byKind(this.#counters.bytesOut),
       drops: Object.fromEntries(this.#drops),
       requests: this.#requestsForwarded,
+      held: { messages: this.#heldCount, bytes: this.#heldBytes },
       requestLatency: { bounds: LATENCY_BOUNDS, counts, sum: this.#latency.sum, count: this.#latency.count },
       slowConsumerDisconnects: this.#slowConsumerDisconnects,
       authFailures: this.#authFailures,
@@ -369,9 +411,13 @@ export class Router extends Emitter<RouterEvents> {
     for (const c of this.#conns) this.#onClose(c, { code: CloseCode.GOING_AWAY, reason: 'relay shut down' });
     clearInterval(this.#sweeper);
     this.#sweeper = undefined;
+    // Held messages are not acked: their senders still have them and resend on reconnect.
+    this.#holds.clear();
+    this.#heldBytes = 0;
+    this.#heldCount = 0;
   }
 
-  /** Expires unanswered requests and disconnects slow consumers. */
+  /** Expires unanswered requests and held messages, and disconnects slow consumers. */
   #sweep(): void {
     const now = Date.now();
     const cap = this.limits.maxBufferedBytes;
@@ -385,9 +431,73 @@ export class Router extends Emitter<RouterEvents> {
         this.#kick(c, CloseCode.SLOW_CONSUMER, ErrorCode.LIMIT, `slow consumer: over ${cap} buffered bytes for ${this.limits.slowConsumerTimeout} ms`);
       }
     }
-    if (this.#conns.size === 0) {
+    for (const hold of this.#holds.values()) this.#expireHeld(hold, now);
+    if (this.#conns.size === 0 && this.#holds.size === 0) {
       clearInterval(this.#sweeper);
       this.#sweeper = undefined;
+    }
+  }
+
+  /** Keeps a durable message for an offline name, or refuses it (expired) when over a bound. */
+  #hold(c: Conn, f: FrameOf<typeof Kind.Msg>, name: string): void {
+    const ns = c.ns!;
+    const key = `${ns.name}\u0000${name}`;
+    let hold = this.#holds.get(key);
+    const dest = name;
+    const tell = (status: number): void => {
+      c.connection.write(frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status }));
+    };
+    // A resend of what is already held (the sender reconnected): keep one copy.
+    if (hold?.msgs.some((h) => h.frame.origin === f.origin && h.frame.seq === f.seq)) return tell(AckStatus.Held);
+    const bytes = f.body.length + f.to.length + f.origin.length + 64;
+    const l = this.limits;
+    if ((hold?.msgs.length ?? 0) >= l.holdMaxMessages || (hold?.bytes ?? 0) + bytes > l.holdMaxBytes || this.#heldBytes + bytes > l.holdMaxTotalBytes) {
+      this.#drop(c, f, f.to, 'EXPIRED');
+      return tell(AckStatus.Expired);
+    }
+    if (!hold) this.#holds.set(key, (hold = { namespace: ns.name, name, msgs: [], bytes: 0 }));
+    f.from = c.label;
+    // The body is a view into the whole incoming message: copy it, so the hold keeps only its own bytes.
+    f.body = f.body.slice();
+    hold.msgs.push({ frame: f, bytes, at: Date.now() });
+    hold.bytes += bytes;
+    this.#heldBytes += bytes;
+    this.#heldCount++;
+    this.#sweeper ??= setInterval(() => this.#sweep(), 250);
+    tell(AckStatus.Held);
+  }
+
+  /** Drops held messages older than holdTtl and tells their senders (if connected). */
+  #expireHeld(hold: Hold, now: number): void {
+    const ttl = this.limits.holdTtl;
+    let n = 0;
+    while (n < hold.msgs.length && hold.msgs[n]!.at + ttl <= now) n++;
+    if (n === 0) return;
+    const ns = this.#namespaces.get(hold.namespace);
+    for (const h of hold.msgs.splice(0, n)) {
+      this.#unhold(hold, h);
+      const sender = ns && this.#peer(ns, h.frame.from);
+      sender?.connection.write(frame(Kind.Ack, { to: sender.label, from: hold.name, dest: hold.name, origin: h.frame.origin, seq: h.frame.seq, status: AckStatus.Expired }));
+      this.#drops.set('EXPIRED', (this.#drops.get('EXPIRED') ?? 0) + 1);
+    }
+    if (hold.msgs.length === 0) this.#holds.delete(`${hold.namespace}\u0000${hold.name}`);
+  }
+
+  #unhold(hold: Hold, h: Held): void {
+    hold.bytes -= h.bytes;
+    this.#heldBytes -= h.bytes;
+    this.#heldCount--;
+  }
+
+  /** Delivers what was held for `c`'s name, in order, ahead of anything else. */
+  #deliverHeld(c: Conn): void {
+    const key = `${c.ns!.name}\u0000${c.name}`;
+    const hold = this.#holds.get(key);
+    if (!hold) return;
+    this.#holds.delete(key);
+    for (const h of hold.msgs) {
+      this.#unhold(hold, h);
+      c.connection.write(h.frame);
     }
   }
 
@@ -529,8 +639,14 @@ export class Router extends Emitter<RouterEvents> {
       if (ns.byId.size === 0) this.#namespaces.delete(nsName);
       return this.#kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `namespace "${nsName}" is at its ${this.limits.maxPeersPerNamespace}-peer limit`);
     }
-    if (name !== undefined && ns.byName.has(name)) {
-      return this.#kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" is taken in namespace "${nsName}"`);
+    const holder = name !== undefined ? ns.byName.get(name) : undefined;
+    if (holder) {
+      // The same peer reconnecting (its old link not yet seen dead) takes its name back; anyone
+      // else is refused.
+      if (f.session === '' || holder.session !== f.session) {
+        return this.#kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" is taken in namespace "${nsName}"`);
+      }
+      this.#kick(holder, CloseCode.REPLACED, ErrorCode.CLOSED, 'replaced by a new session of the same peer');
     }
     if (grant.expiresAt !== undefined && grant.expiresAt <= Date.now()) {
       return this.#kick(c, CloseCode.AUTH, ErrorCode.AUTH, 'credentials expired');
@@ -540,6 +656,7 @@ export class Router extends Emitter<RouterEvents> {
     c.state = 'open';
     c.ns = ns;
     c.grant = grant;
+    c.session = f.session;
     c.name = name;
     c.label = name ?? c.id;
     ns.byId.set(c.id, c);
@@ -556,12 +673,18 @@ export class Router extends Emitter<RouterEvents> {
       arm();
     }
     c.connection.write(frame(Kind.Welcome, { id: c.id, name: name ?? '', namespace: nsName, maxFrame: this.limits.maxFrameBytes }));
-    if (name !== undefined) this.#presence(ns, c, PresenceEvent.Join);
+    if (name !== undefined) {
+      this.#deliverHeld(c);
+      this.#presence(ns, c, PresenceEvent.Join);
+    }
     this.emit('connect', info(c));
   }
 
   #msg(c: Conn, f: FrameOf<typeof Kind.Msg>): void {
-    const target = this.#peer(c.ns!, splitAddress(f.to).name);
+    const name = splitAddress(f.to).name;
+    const target = this.#peer(c.ns!, name);
+    // A name that is not connected may be offline for a while: hold for it (ids are per session).
+    if (!target && this.limits.holdTtl > 0 && !name.startsWith(ID_PREFIX)) return this.#hold(c, f, name);
     if (!target) {
       this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
       c.connection.write(frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no peer "${splitAddress(f.to).name}"` }));

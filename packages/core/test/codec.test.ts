@@ -208,10 +208,10 @@ describe('frames - exact bytes', () => {
   });
 
   it('HELLO', () => {
-    const f = frame(Kind.Hello, { version: 1, name: 'alice', namespace: '', secret: '', token: '' });
+    const f = frame(Kind.Hello, { version: 1, name: 'alice', namespace: '', secret: '', token: '', session: '' });
     const bytes = [...encodeFrame(f)];
-    expect(bytes).toEqual(unit([0x01, 0x00, 0x01, 5, ...ascii('alice'), 0, 0, 0]));
-    expect(bytes.slice(0, 4)).toEqual([12, 0, 0, 0]);
+    expect(bytes).toEqual(unit([0x01, 0x00, 0x01, 5, ...ascii('alice'), 0, 0, 0, 0]));
+    expect(bytes.slice(0, 4)).toEqual([13, 0, 0, 0]);
     expect(decodeAll(bytes)).toEqual([f]);
   });
 

@@ -34,7 +34,7 @@ function start(options: RouterOptions = {}): Net {
   return net;
 }
 
-const hello = (name = '', namespace = ''): Frame => frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: '', token: '' });
+const hello = (name = '', namespace = ''): Frame => frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: '', token: '', session: '' });
 
 /** A handler that never answers on its own: it settles only when its signal aborts. */
 const hang = (_body: unknown, ctx: RequestContext): Promise<never> =>
@@ -572,6 +572,10 @@ describe('limits - validation', () => {
       rateLimit: 7,
       maxBufferedBytes: 8 * 1024 * 1024,
       slowConsumerTimeout: 5000,
+      holdTtl: 60_000,
+      holdMaxMessages: 1000,
+      holdMaxBytes: 1024 * 1024,
+      holdMaxTotalBytes: 64 * 1024 * 1024,
     });
   });
 

@@ -19,7 +19,8 @@ function start(options: RouterOptions = {}): Net {
   return net;
 }
 
-const hello = (name = '', namespace = ''): Frame => frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: '', token: '' });
+// Peers send a 32-character session token in HELLO.
+const hello = (name = '', namespace = ''): Frame => frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: '', token: '', session: 's'.repeat(32) });
 
 /** What grew between two snapshots of a counter record (keys that did not change are left out). */
 function growth(before: Record<string, number>, after: Record<string, number>): Record<string, number> {

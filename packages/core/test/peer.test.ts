@@ -253,7 +253,10 @@ describe('send - undeliverable messages', () => {
     await expect.poll(() => delivered.map((d) => d.id)).toEqual([id]);
   });
 
-  it('reports NO_ROUTE through undeliverable promptly for an unknown peer', async () => {
+  it('reports NO_ROUTE through undeliverable promptly for an unknown peer when the relay does not hold', async () => {
+    // With holding off, a send to a name nobody holds is NO_ROUTE at once (see hold.test.ts for holding).
+    await net.close();
+    net = new Net({ limits: { holdTtl: 0 } });
     const alice = await net.peer({ name: 'alice' });
     const event = nextEvent<{ id: string; to: string; error: Error & { code?: string } }>((fn) => alice.on('undeliverable', fn), 2000);
     const id = await alice.send('nobody', 'hello?');
@@ -262,7 +265,10 @@ describe('send - undeliverable messages', () => {
     expect(alice.outboxSize).toBe(0);
   });
 
-  it('rejects send with waitForDelivery with NO_ROUTE for an unknown peer', async () => {
+  it('rejects send with waitForDelivery with NO_ROUTE for an unknown peer when the relay does not hold', async () => {
+    // With holding off, a send to a name nobody holds is NO_ROUTE at once (see hold.test.ts for holding).
+    await net.close();
+    net = new Net({ limits: { holdTtl: 0 } });
     const alice = await net.peer({ name: 'alice' });
     await expect(alice.send('nobody', 1, { waitForDelivery: true })).rejects.toMatchObject({ code: 'NO_ROUTE' });
   });

@@ -157,7 +157,7 @@ let helloCount = 0;
 function goodHello(rng: Rng): number[] {
   const name = rng.chance(0.5) ? `r${(helloCount++).toString(36)}` : '';
   const namespace = rng.pick(['', 'default', 'ns1', 'ns2']);
-  return frameUnit(frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: randomString(rng), token: randomString(rng) }));
+  return frameUnit(frame(Kind.Hello, { version: PROTOCOL_VERSION, name, namespace, secret: randomString(rng), token: randomString(rng), session: '' }));
 }
 
 // ---- malformed frames -------------------------------------------------------------------------
@@ -241,10 +241,10 @@ const BEFORE_HELLO: Record<string, Offence> = {
   clientKindBeforeHello: (rng) => frameUnit(randomFrame(rng, rng.pick(FILLER_KINDS.concat(Kind.Bye)))),
   wrongVersion: (rng) => {
     const version = rng.pick([0, 2, 3, 0x7f, 0x80, 2 ** 31, Number.MAX_SAFE_INTEGER]);
-    return frameUnit(frame(Kind.Hello, { version, name: '', namespace: '', secret: '', token: '' }));
+    return frameUnit(frame(Kind.Hello, { version, name: '', namespace: '', secret: '', token: '', session: '' }));
   },
-  badName: (rng) => frameUnit(frame(Kind.Hello, { version: 1, name: rng.pick(BAD_NAMES), namespace: '', secret: '', token: '' })),
-  badNamespace: (rng) => frameUnit(frame(Kind.Hello, { version: 1, name: '', namespace: rng.pick(BAD_NAMES), secret: '', token: '' })),
+  badName: (rng) => frameUnit(frame(Kind.Hello, { version: 1, name: rng.pick(BAD_NAMES), namespace: '', secret: '', token: '', session: '' })),
+  badNamespace: (rng) => frameUnit(frame(Kind.Hello, { version: 1, name: '', namespace: rng.pick(BAD_NAMES), secret: '', token: '', session: '' })),
 };
 
 /** Breaches after WELCOME. */
@@ -674,7 +674,7 @@ describe('Router - bad input barrage', () => {
 });
 
 describe('Router - limits and handshake', () => {
-  const hello = (name = ''): number[] => frameUnit(frame(Kind.Hello, { version: 1, name, namespace: '', secret: '', token: '' }));
+  const hello = (name = ''): number[] => frameUnit(frame(Kind.Hello, { version: 1, name, namespace: '', secret: '', token: '', session: '' }));
 
   it('closes with 1009 and BYE LIMIT on a frame larger than maxFrameBytes, before or after the handshake', async () => {
     router = new Router({ limits: { maxFrameBytes: 1024 } });
@@ -753,7 +753,7 @@ describe('Router - limits and handshake', () => {
     const reasons: string[] = [];
     router.on('protocol-error', (e) => reasons.push(e.error.reason));
     const v2 = new RawClient(router);
-    v2.send(Uint8Array.from(frameUnit(frame(Kind.Hello, { version: 2, name: '', namespace: '', secret: '', token: '' }))));
+    v2.send(Uint8Array.from(frameUnit(frame(Kind.Hello, { version: 2, name: '', namespace: '', secret: '', token: '', session: '' }))));
     const badName = new RawClient(router);
     badName.send(Uint8Array.from(hello('a/b')));
     expect(await v2.closed).toMatchObject({ code: 1002 });

@@ -4,7 +4,7 @@
  * Prints a table of missive/raw ratios and writes it to bench/results.md at the repo root.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
@@ -12,18 +12,36 @@ type Impl = 'missive' | 'raw';
 const ROLES = fileURLToPath(new URL('./roles.ts', import.meta.url));
 const RESULTS = fileURLToPath(new URL('../../../bench/results.md', import.meta.url));
 const quick = process.env.BENCH_QUICK === '1';
-const ONEWAY_N = quick ? 50_000 : 300_000;
-const FAN_N = quick ? 2_000 : 10_000;
-const REQ_MS = quick ? 1000 : 3000;
+const ONEWAY_N = quick ? 50_000 : 150_000;
+const FAN_N = quick ? 2_000 : 5_000;
+const REQ_MS = quick ? 1000 : 1500;
+/**
+ * Rounds per workload, raw and missive interleaved; each figure is the median of its rounds.
+ * The machine is shared and noisy: one run of each can be off by a factor of two.
+ */
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const IDLE = 1000;
 /** BENCH_ONLY=oneway|reqrep|fanout|memory runs one workload; BENCH_IMPL=missive|raw one side. */
 const only = process.env.BENCH_ONLY;
 const want = (w: string): boolean => only === undefined || only === w;
 const impls = (process.env.BENCH_IMPL ? [process.env.BENCH_IMPL] : ['raw', 'missive']) as Impl[];
-const both = async <T>(fn: (impl: Impl) => Promise<T>): Promise<{ raw: T; missive: T }> => {
-  const out: Partial<Record<Impl, T>> = {};
-  for (const impl of impls) out[impl] = await fn(impl);
-  return { raw: out.raw ?? out.missive!, missive: out.missive ?? out.raw! };
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+/** Runs `fn` for each implementation, ROUNDS times interleaved; medians per field. */
+const both = async <T extends number | Record<string, number>>(fn: (impl: Impl) => Promise<T>): Promise<{ raw: T; missive: T }> => {
+  const runs: Record<Impl, T[]> = { raw: [], missive: [] };
+  for (let r = 0; r < ROUNDS; r++) for (const impl of impls) runs[impl].push(await fn(impl));
+  const med = (xs: T[]): T => {
+    if (typeof xs[0] === 'number') return median(xs as number[]) as T;
+    const out: Record<string, number> = {};
+    for (const k of Object.keys(xs[0] as Record<string, number>)) out[k] = median(xs.map((x) => (x as Record<string, number>)[k]!));
+    return out as T;
+  };
+  const raw = runs.raw.length ? med(runs.raw) : med(runs.missive);
+  const missive = runs.missive.length ? med(runs.missive) : raw;
+  return { raw, missive };
 };
 
 interface Proc {
@@ -38,6 +56,8 @@ function start(args: Record<string, unknown>): Proc {
       '--import', 'tsx', '--expose-gc', '--max-old-space-size=4096',
       // BENCH_PROFILE=relay (or a client role) writes a CPU profile of that process to .tmp/prof.
       ...(process.env.BENCH_PROFILE === args.role ? ['--cpu-prof', '--cpu-prof-dir=.tmp/prof'] : []),
+      // BENCH_TRACE_GC=<role> logs that process's garbage collections.
+      ...(process.env.BENCH_TRACE_GC === args.role ? ['--trace-gc'] : []),
     ],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
@@ -211,7 +231,14 @@ const lines = [
 const table = lines.join('\n');
 console.log(`\nmissive relay vs raw ws relay (same run, each role in its own process)\n\n${table}\n`);
 if (!quick && only === undefined && !process.env.BENCH_IMPL) {
-  const header = `# Benchmark results\n\nMeasured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, by \`npm run bench\`. Ratios are missive/raw from the same run.\n\n`;
-  writeFileSync(RESULTS, `${header}${table}\n`, { flag: 'w' });
+  // Only the part between the markers is rewritten: the analysis around it is kept.
+  const measured = `Median of ${ROUNDS} interleaved rounds, measured ${new Date().toISOString().slice(0, 10)} on ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, by \`npm run bench\`. Ratios are missive/raw from the same run.\n\n${table}\n`;
+  const START = '<!-- relay-results:start -->';
+  const END = '<!-- relay-results:end -->';
+  const old = existsSync(RESULTS) ? readFileSync(RESULTS, 'utf8') : `# Benchmark results\n\n${START}\n${END}\n`;
+  const i = old.indexOf(START);
+  const j = old.indexOf(END);
+  const next = i >= 0 && j > i ? `${old.slice(0, i + START.length)}\n${measured}${old.slice(j)}` : `${old}\n${START}\n${measured}${END}\n`;
+  writeFileSync(RESULTS, next);
   log(`written to ${RESULTS}`);
 }

@@ -2,7 +2,7 @@
  * `connect(url, options)`: a core Peer over a ws transport. Connect errors are typed: AUTH and
  * NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`) when unreachable.
  */
-import { ClosedError, createPeer, type Peer, type PeerOptions } from '@missive/core';
+import { ClosedError, createPeer, type Peer, type PeerOptions, type Transport } from '@missive/core';
 import type { SecureContextOptions } from 'node:tls';
 import WebSocket from 'ws';
 import { wsTransport } from './ws-transport.js';
@@ -12,10 +12,19 @@ export interface ConnectOptions extends PeerOptions {
   tls?: SecureContextOptions & { rejectUnauthorized?: boolean };
 }
 
-/** Opens a WebSocket to the relay at `url` and completes the missive handshake. */
+/**
+ * Opens a WebSocket to the relay at `url` and completes the missive handshake. The peer
+ * reconnects by itself when the link drops (`reconnect` option; `false` turns it off); the
+ * first connection is not retried: it rejects at once with a typed error.
+ */
 export async function connect(url: string, options: ConnectOptions = {}): Promise<Peer> {
   const { tls, ...peerOptions } = options;
   const timeout = options.connectTimeout ?? 10_000;
+  return createPeer(() => openSocket(url, timeout, tls), peerOptions);
+}
+
+/** A ws transport to `url`, or ClosedError (with the socket error as cause) if unreachable. */
+async function openSocket(url: string, timeout: number, tls: ConnectOptions['tls']): Promise<Transport> {
   const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, maxPayload: 0, ...tls });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
@@ -29,5 +38,5 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
     ws.once('error', onError);
     ws.once('open', onOpen);
   });
-  return createPeer(wsTransport(ws), peerOptions);
+  return wsTransport(ws);
 }

@@ -293,7 +293,7 @@ describe('Bad input over real sockets', () => {
       msgpackEncode(123456789),
       msgpackEncode({ length: 4, frame: new Uint8Array([1, 0, 1, 0]) }),
       // A HELLO carrying its fields as a msgpack body, and one with a body on top of valid fields.
-      encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: '', namespace: '', secret: '', token: '' }, msgpackEncode({ name: 'x' }), BodyCodec.Msgpack)]),
+      encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: '', namespace: '', secret: '', token: '', session: '' }, msgpackEncode({ name: 'x' }), BodyCodec.Msgpack)]),
       concat(le32(2 + msgpackEncode({ name: 'x' }).length), Uint8Array.of(Kind.Hello, BodyCodec.Msgpack), msgpackEncode({ name: 'x' })),
     ];
     const failures = await throughout(async () => {

@@ -230,7 +230,8 @@ describe('missive-relay CLI', () => {
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     it(`shuts down gracefully on ${signal}: peers see 1001 and the process exits 0`, async () => {
       const r = await listening(['--port', '0', '--log-format', 'json']);
-      const p = await connect(r.url, { name: 'stayer' });
+      // reconnect: false — this peer should see the relay go away, not come back to it.
+      const p = await connect(r.url, { name: 'stayer', reconnect: false });
       peers.push(p);
       const closed = new Promise<{ code: number; reason: string }>((resolve) => p.on('close', resolve));
       r.child.kill(signal);

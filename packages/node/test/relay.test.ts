@@ -64,7 +64,7 @@ describe('relay over ws', () => {
 
   it('tells connected peers it is going away when it closes', async () => {
     relay = await createRelay({ port: 0 });
-    const alice = await peer('alice');
+    const alice = await peer('alice', { reconnect: false });
     const closed = new Promise<{ code: number; reason: string }>((resolve) => alice.on('close', resolve));
     const pending = alice.request('alice/never', undefined, { timeout: 10_000 }).catch((e: unknown) => e);
     alice.handle('never', () => new Promise(() => {}));
@@ -84,7 +84,7 @@ describe('relay heartbeats', () => {
     // A client that completes the handshake, then never answers a ping, as a dead host would.
     const ghost = new WebSocket(relay.url, { autoPong: false });
     await once(ghost, 'open');
-    ghost.send(encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: 'ghost', namespace: '', secret: '', token: '' })]));
+    ghost.send(encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: 'ghost', namespace: '', secret: '', token: '', session: '' })]));
     await once(ghost, 'message');
     const closed = once(ghost, 'close');
     await expect(left).resolves.toMatchObject({ name: 'ghost' });

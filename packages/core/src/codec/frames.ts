@@ -40,7 +40,7 @@ export const BodyCodec = { None: 0, Msgpack: 1, Json: 2, Raw: 3 } as const;
 export type BodyCodec = (typeof BodyCodec)[keyof typeof BodyCodec];
 
 /** Ack status values. */
-export const AckStatus = { Ok: 0, Limit: 1, Gap: 2, NoRoute: 3 } as const;
+export const AckStatus = { Ok: 0, Limit: 1, Gap: 2, NoRoute: 3, Held: 4, Expired: 5 } as const;
 export type AckStatus = (typeof AckStatus)[keyof typeof AckStatus];
 
 /** Presence event values. */
@@ -55,7 +55,7 @@ interface Schema {
 
 /** The header fields of each kind, in wire order. The single source of truth for the codec. */
 export const schemas = {
-  [Kind.Hello]: { fields: [['version', 'uint'], ['name', 'str'], ['namespace', 'str'], ['secret', 'str'], ['token', 'str']], body: false },
+  [Kind.Hello]: { fields: [['version', 'uint'], ['name', 'str'], ['namespace', 'str'], ['secret', 'str'], ['token', 'str'], ['session', 'str']], body: false },
   [Kind.Welcome]: { fields: [['id', 'str'], ['name', 'str'], ['namespace', 'str'], ['maxFrame', 'uint']], body: false },
   [Kind.Bye]: { fields: [['code', 'str'], ['message', 'str']], body: false },
   [Kind.Ping]: { fields: [['nonce', 'uint']], body: false },

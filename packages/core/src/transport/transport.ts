@@ -59,4 +59,6 @@ export const CloseCode = {
   LIMIT: 4003,
   SLOW_CONSUMER: 4004,
   TIMEOUT: 4005,
+  /** The same peer connected again (same session): this older connection is closed. */
+  REPLACED: 4006,
 } as const;
