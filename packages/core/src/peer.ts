@@ -59,7 +59,8 @@ export interface PeerOptions {
   reconnect?: ReconnectOptions | false;
   /**
    * A sent message neither acked nor held by the relay after this many ms is sent again (from
-   * the oldest unacked one, in order): it covers frames lost on the far side of the relay.
+   * the oldest unacked one, in order): it covers frames lost on the far side of the relay. While
+   * the relay holds the oldest, only that one is sent again, once per period, as a probe.
    * @default 10000
    */
   ackTimeout?: number;
@@ -154,7 +155,10 @@ export interface PeerEvents {
   disconnected: { code: number; reason: string; error?: Error };
   /** A reconnection attempt is scheduled after `delay` ms. */
   reconnecting: { attempt: number; delay: number };
-  /** The link is back: name re-claimed, groups re-joined, topics re-subscribed, outbox resent. */
+  /**
+   * The link is back and the name re-claimed; group joins, subscriptions, the presence watch and
+   * the unacked outbox have been sent again (the relay confirms them a round trip later).
+   */
   reconnected: { attempt: number; id: string };
 }
 
@@ -263,7 +267,7 @@ export class Peer extends Emitter<PeerEvents> {
   /** Msg refs in flight → entry, and back. An entry keeps one ref across retransmissions. */
   readonly #msgRefs = new Map<number, OutboxEntry>();
   readonly #refOf = new Map<OutboxEntry, number>();
-  /** Entries the relay holds for an offline receiver: not retransmitted on ack timeout. */
+  /** Entries the relay holds for an offline receiver: on ack timeout only the oldest is probed. */
   readonly #held = new Set<OutboxEntry>();
   #expiredIds: string[] = [];
   readonly #dests = new Map<string, DestQueue>();
@@ -337,8 +341,15 @@ export class Peer extends Emitter<PeerEvents> {
       // Proves to the relay, on reconnection, that this is the same peer as the old link.
       session: sessionToken(),
     };
-    const transport = factory ? await factory() : (source as Transport);
-    const link = await openLink(transport, hello, options.connectTimeout ?? 10_000);
+    let link: Link;
+    try {
+      const transport = factory ? await factory() : (source as Transport);
+      link = await openLink(transport, hello, options.connectTimeout ?? 10_000);
+    } catch (err) {
+      // No peer came to be: release the store (a FileStore's lock), so a retry can open it again.
+      await store.close().catch(() => {});
+      throw err;
+    }
     const peer = new Peer(options, store, state, hello, factory);
     peer.#attach(link);
     return peer;
@@ -418,11 +429,12 @@ export class Peer extends Emitter<PeerEvents> {
     }
     const ceiling = Math.min(r.maxDelay, r.initialDelay * r.factor ** (attempt - 1));
     const delay = Math.random() * ceiling;
-    this.emit('reconnecting', { attempt, delay });
+    // Armed before the event, so a listener that calls close() clears it.
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = undefined;
       void this.#dial(attempt);
     }, delay);
+    this.emit('reconnecting', { attempt, delay });
   }
 
   async #dial(attempt: number): Promise<void> {
@@ -540,18 +552,18 @@ export class Peer extends Emitter<PeerEvents> {
     if (!q || q.retry !== undefined || !this.connected) return;
     const limit = Math.min(q.entries.length, this.#opts.sendWindow);
     if (q.sent === 0 && limit > 0) q.progressAt = Date.now();
-    while (q.sent < limit) {
-      const e = q.entries[q.sent++]!;
-      let ref = this.#refOf.get(e);
-      if (ref === undefined) {
-        ref = this.#nextRef++;
-        this.#refOf.set(e, ref);
-        this.#msgRefs.set(ref, e);
-      }
-      const base = q.entries[0]!.seq;
-      this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags));
-      if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Msg', id: e.id, to: e.to, size: e.body.length, at: Date.now() });
+    while (q.sent < limit) this.#transmit(q.entries[q.sent++]!, q.entries[0]!.seq);
+  }
+
+  #transmit(e: OutboxEntry, base: number): void {
+    let ref = this.#refOf.get(e);
+    if (ref === undefined) {
+      ref = this.#nextRef++;
+      this.#refOf.set(e, ref);
+      this.#msgRefs.set(ref, e);
     }
+    this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags));
+    if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Msg', id: e.id, to: e.to, size: e.body.length, at: Date.now() });
   }
 
   #resendAll(): void {
@@ -584,6 +596,14 @@ export class Peer extends Emitter<PeerEvents> {
     const dest = this.#destOf(f);
     if (dest === undefined) return; // a duplicate ack: the message was already settled
     if (f.status === AckStatus.Ok) {
+      // The receiver acked what the relay said it held: the hold was flushed to it, so nothing
+      // else of this stream is held any more (ack timeout must cover it again, in case the
+      // flush went into a link that died).
+      if (this.#held.size > 0) {
+        const entries = this.#dests.get(dest)!.entries;
+        const acked = entries.find((x) => x.seq === f.seq);
+        if (acked && this.#held.has(acked)) for (const x of entries) this.#held.delete(x);
+      }
       const e = this.#settle(dest, f.seq);
       if (!e) return;
       const q = this.#dests.get(dest);
@@ -600,7 +620,7 @@ export class Peer extends Emitter<PeerEvents> {
       const e = this.#settle(dest, f.seq);
       if (e) this.#undeliverable(e, new NoRouteError(`no mailbox "${splitAddress(e.to).port}" on "${e.dest}"`));
     } else if (f.status === AckStatus.Held) {
-      // The relay keeps it for the offline receiver: no need to send it again on ack timeout.
+      // The relay keeps it for the offline receiver: not sent again on ack timeout, only probed.
       const e = this.#dests.get(dest)?.entries.find((x) => x.seq === f.seq);
       if (e) this.#held.add(e);
     } else if (f.status === AckStatus.Expired) {
@@ -648,16 +668,23 @@ export class Peer extends Emitter<PeerEvents> {
     this.#pump(e.dest);
   }
 
-  /** Sends again, in order, what has waited too long for an ack (and is not held by the relay). */
+  /**
+   * Sends again, in order, what has waited too long for an ack. If the relay holds the oldest,
+   * only that one is sent again: while still held the relay answers HELD once more; if the hold
+   * was flushed into a link that died before the receiver read it, this probe reaches the
+   * receiver, whose ack clears the stream's other held marks (see #onAck), so the next timeout
+   * resends them.
+   */
   #checkAcks(): void {
     if (!this.connected) return;
     const now = Date.now();
     for (const [dest, q] of this.#dests) {
       const oldest = q.entries[0];
-      if (q.sent === 0 || q.retry !== undefined || !oldest || this.#held.has(oldest)) continue;
+      if (q.sent === 0 || q.retry !== undefined || !oldest) continue;
       if (now - q.progressAt >= this.#opts.ackTimeout) {
         q.progressAt = now;
-        this.#rewind(dest);
+        if (this.#held.has(oldest)) this.#transmit(oldest, oldest.seq);
+        else this.#rewind(dest);
       }
     }
   }

@@ -634,10 +634,15 @@ export class Router extends Emitter<RouterEvents> {
     const nsName = grant.namespace ?? (f.namespace || 'default');
     const badNs = checkName(nsName, 'namespace');
     if (badNs) return this.#fail(c, new ProtocolError(badNs));
-    const ns = this.#namespace(nsName);
+    let ns = this.#namespace(nsName);
     if (ns.byId.size >= this.limits.maxPeersPerNamespace) {
       if (ns.byId.size === 0) this.#namespaces.delete(nsName);
       return this.#kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `namespace "${nsName}" is at its ${this.limits.maxPeersPerNamespace}-peer limit`);
+    }
+    // Before any takeover: expired credentials must not even replace an old session.
+    if (grant.expiresAt !== undefined && grant.expiresAt <= Date.now()) {
+      if (ns.byId.size === 0) this.#namespaces.delete(nsName);
+      return this.#kick(c, CloseCode.AUTH, ErrorCode.AUTH, 'credentials expired');
     }
     const holder = name !== undefined ? ns.byName.get(name) : undefined;
     if (holder) {
@@ -647,9 +652,9 @@ export class Router extends Emitter<RouterEvents> {
         return this.#kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" is taken in namespace "${nsName}"`);
       }
       this.#kick(holder, CloseCode.REPLACED, ErrorCode.CLOSED, 'replaced by a new session of the same peer');
-    }
-    if (grant.expiresAt !== undefined && grant.expiresAt <= Date.now()) {
-      return this.#kick(c, CloseCode.AUTH, ErrorCode.AUTH, 'credentials expired');
+      // If the holder was the namespace's last peer, its close dropped the namespace: join the
+      // live one, not the dropped object, or later peers could never reach this one.
+      ns = this.#namespace(nsName);
     }
     clearTimeout(c.timer);
     c.timer = undefined;

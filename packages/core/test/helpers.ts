@@ -1,5 +1,6 @@
 import { decodeBatch, encodeBatch, type Frame } from '../src/internal.js';
 import {
+  CloseCode,
   createPeer,
   memoryTransportPair,
   Router,
@@ -9,6 +10,7 @@ import {
   type PeerOptions,
   type RouterOptions,
   type Transport,
+  type TransportFactory,
   type TransportHandlers,
 } from '../src/index.js';
 
@@ -39,6 +41,12 @@ export class Net {
     this.peers.push(p);
     return { peer: p, server };
   }
+  /** A peer made from a transport factory (so it reconnects), with the factory's `Dial`. */
+  async reconnecting(options: PeerOptions = {}, dial = new Dial(this.router)): Promise<{ peer: Peer; dial: Dial }> {
+    const p = await createPeer(dial.factory, options);
+    this.peers.push(p);
+    return { peer: p, dial };
+  }
   close = async (): Promise<void> => {
     await Promise.all(this.peers.map((p) => p.close()));
     await this.router.close(1000);
@@ -58,6 +66,13 @@ export function nextEvent<T>(on: (fn: (e: T) => void) => () => void, ms = 5000):
       resolve(e);
     });
   });
+}
+
+/** A promise the test resolves when it chooses (for `Dial.gate`, auth hooks, handlers). */
+export function gate(): { promise: Promise<void>; open(): void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
 }
 
 /** Every event of `type` the peer emits from now on, in order. */
@@ -136,5 +151,40 @@ export class RawClient {
   /** Frames of one kind received so far. */
   of<K extends Frame['kind']>(kind: K): Extract<Frame, { kind: K }>[] {
     return this.frames.filter((f): f is Extract<Frame, { kind: K }> => f.kind === kind);
+  }
+}
+
+/**
+ * A transport factory over memory pairs to a Router, for peers that reconnect. It keeps every
+ * router end it made (to cut a link from the relay's side) and can fail or wait on demand.
+ */
+export class Dial {
+  /** The router end of each link made, oldest first. */
+  readonly servers: Transport[] = [];
+  /** How many times the factory was called. */
+  calls = 0;
+  /** While true, each call rejects (as a refused socket would). */
+  failing = false;
+  /** While set, each call waits for it first. */
+  gate: Promise<void> | undefined;
+  constructor(
+    readonly router: Router,
+    /** Wraps the client end the peer gets (a tap, a severable link); `n` counts calls from 1. */
+    readonly wrap: (client: Transport, n: number) => Transport = (client) => client,
+  ) {}
+
+  readonly factory: TransportFactory = async () => {
+    const n = ++this.calls;
+    if (this.gate) await this.gate;
+    if (this.failing) throw new Error(`dial ${n} refused`);
+    const [client, server] = memoryTransportPair();
+    this.router.accept(server);
+    this.servers.push(server);
+    return this.wrap(client, n);
+  };
+
+  /** Drops the newest link from the router's side, as a dead socket would. */
+  cut(reason = 'cut'): void {
+    this.servers.at(-1)!.close({ code: CloseCode.ABNORMAL, reason });
   }
 }
