@@ -224,7 +224,8 @@ const MAX_DEDUP_STREAMS = 10_000;
  * Connects a Peer to a Router: sends HELLO and resolves after WELCOME. Given a transport, the
  * peer lives as long as it; given a factory, it reconnects when the link drops (see
  * `PeerOptions.reconnect`). The first connection is not retried: it rejects with AuthError,
- * NameTakenError, LimitError, ProtocolError, TimeoutError or ClosedError (with the cause).
+ * NameTakenError, LimitError, ProtocolError, TimeoutError or ClosedError (with the cause), after
+ * closing `options.store` (so a retry can open the same store again).
  */
 export function createPeer(source: Transport | TransportFactory, options: PeerOptions = {}): Promise<Peer> {
   return Peer.connect(source, options);
@@ -526,6 +527,8 @@ export class Peer extends Emitter<PeerEvents> {
     try {
       await this.#store.append(entry);
     } catch (err) {
+      // Give the sequence number back if no later send took one (else `base` closes the gap).
+      if (this.#seqs.get(dest) === seq) this.#seqs.set(dest, seq - 1);
       this.#outboxSize--;
       this.#deliveryWaiters.delete(entry.id);
       throw err;
@@ -1086,7 +1089,7 @@ export class Peer extends Emitter<PeerEvents> {
    * sends stay in the store (with the default memory store, they are gone with the peer).
    */
   async close(): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closed) return this.#storeClosed;
     if (this.#conn.open) {
       this.#conn.write(frame(Kind.Bye, { code: 'NORMAL', message: 'peer closed' }));
       const closed = new Promise<void>((resolve) => this.once('close', () => resolve()));
@@ -1094,7 +1097,12 @@ export class Peer extends Emitter<PeerEvents> {
       this.#shutdown(new ClosedError('peer closed'), { code: CloseCode.NORMAL, reason: 'peer closed' });
       await closed;
     } else this.#shutdown(new ClosedError('peer closed'), { code: CloseCode.NORMAL, reason: 'peer closed' });
+    // The store has flushed and released its file (a FileStore can be reopened at once).
+    await this.#storeClosed;
   }
+
+  /** Settles when the store has closed, after the peer shut down. */
+  #storeClosed: Promise<void> = Promise.resolve();
 
   #closeEmitted = false;
 
@@ -1122,7 +1130,7 @@ export class Peer extends Emitter<PeerEvents> {
       this.#dests.clear();
       this.#msgRefs.clear();
       this.#refOf.clear();
-      void this.#store.close().catch(() => {});
+      this.#storeClosed = this.#store.close().catch((err: unknown) => this.#emitError(err));
     }
     if (this.#conn.transport.status === 'closed' && !this.#closeEmitted) {
       this.#closeEmitted = true;

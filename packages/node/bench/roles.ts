@@ -4,13 +4,18 @@
  */
 // The built package (dist/), as users run it: transpiling src on the fly (tsx) adds per-closure
 // costs of its own that would skew the figures.
-import { connect, createRelay, type Peer } from '@missive/node';
+import { connect, createRelay, FileStore, type OutboxStore, type Peer } from '@missive/node';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startRawRelay } from './raw-relay.js';
 
 type Impl = 'missive' | 'raw';
 interface Args {
   role: string;
+  /** For durable sends: 'memory', or a FileStore fsync mode ('always', 'interval', 'never'). */
+  store?: string;
   impl: Impl;
   url: string;
   n: number;
@@ -248,6 +253,45 @@ async function main(): Promise<void> {
           while (buffered() > HWM) await immediate();
           await immediate();
         }
+      });
+      return;
+    }
+
+    case 'drecv': {
+      // Takes n durable messages from its mailbox; reports when the last one arrived.
+      const p = await connect(args.url, { name: 'drecv', ...missiveOpts });
+      let count = 0;
+      void (async () => {
+        for await (const _ of p.mailbox()) if (++count === args.n) send({ done: true, at: now(), count });
+      })();
+      send({ ready: true });
+      return;
+    }
+
+    case 'dsend': {
+      // Sends n durable messages (`send`, acked end to end) with the given outbox store.
+      let dir: string | undefined;
+      let store: OutboxStore | undefined;
+      if (args.store && args.store !== 'memory') {
+        dir = mkdtempSync(join(tmpdir(), 'missive-bench-'));
+        store = new FileStore(dir, { fsync: args.store as 'always' | 'interval' | 'never' });
+      }
+      const p = await connect(args.url, { name: 'dsend', ...missiveOpts, ...(store ? { store } : {}) });
+      const body = new Uint8Array(args.size).fill(0x61);
+      send({ ready: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        // Keep at most 10,000 unacked: the outbox is bounded.
+        for (let sent = 0; sent < args.n; ) {
+          const batch: Promise<string>[] = [];
+          for (let i = 0; i < 500 && sent < args.n; i++, sent++) batch.push(p.send('drecv', body));
+          await Promise.all(batch);
+          while (p.outboxSize > 10_000) await immediate();
+        }
+        while (p.outboxSize > 0) await immediate();
+        await p.close();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+        send({ sent: true });
       });
       return;
     }

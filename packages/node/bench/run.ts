@@ -21,6 +21,7 @@ const REQ_MS = quick ? 1000 : 1500;
  */
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const IDLE = 1000;
+const DURABLE_N = quick ? 10_000 : 50_000;
 /** BENCH_ONLY=oneway|reqrep|fanout|memory runs one workload; BENCH_IMPL=missive|raw one side. */
 const only = process.env.BENCH_ONLY;
 const want = (w: string): boolean => only === undefined || only === w;
@@ -104,17 +105,33 @@ const kill = (...ps: Proc[]): void =>
     setTimeout(() => p.child.kill('SIGKILL'), 5000).unref();
   });
 
-async function oneway(impl: Impl, size: number): Promise<number> {
+async function oneway(impl: Impl, size: number, n = ONEWAY_N): Promise<number> {
   return withRelay(impl, async (url) => {
-    const recv = start({ role: 'recv', impl, url, n: ONEWAY_N });
+    const recv = start({ role: 'recv', impl, url, n });
     await recv.next((m) => m.ready === true);
-    const send = start({ role: 'send', impl, url, n: ONEWAY_N, size });
+    const send = start({ role: 'send', impl, url, n, size });
     await send.next((m) => m.ready === true);
     const t0 = now();
     send.send({ cmd: 'go' });
     const done = (await recv.next((m) => m.done === true)) as { at: number };
     kill(recv, send);
-    return ONEWAY_N / ((done.at - t0) / 1000);
+    return n / ((done.at - t0) / 1000);
+  });
+}
+
+/** Durable sends (acked end to end, deduplicated) through the missive relay, by outbox store. */
+async function durable(store: string): Promise<number> {
+  return withRelay('missive', async (url) => {
+    const recv = start({ role: 'drecv', impl: 'missive', url, n: DURABLE_N });
+    await recv.next((m) => m.ready === true);
+    const snd = start({ role: 'dsend', impl: 'missive', url, n: DURABLE_N, size: 64, store });
+    await snd.next((m) => m.ready === true);
+    const t0 = now();
+    snd.send({ cmd: 'go' });
+    const done = (await recv.next((m) => m.done === true)) as { at: number };
+    await snd.next((m) => m.sent === true);
+    kill(recv, snd);
+    return DURABLE_N / ((done.at - t0) / 1000);
   });
 }
 
@@ -186,6 +203,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const durableRows: { workload: string; rate: number; ratio: number }[] = [];
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
 for (const size of want('oneway') ? [64, 1024] : []) {
@@ -212,6 +230,23 @@ if (want('fanout')) {
   const { raw, missive: m } = await both(fanout);
   rows.push({ workload: 'fan-out 1 → 50 subscribers, 256 B', unit: 'deliveries/s', raw, missive: m, higherIsBetter: true, target: '≥ 3.5×', ok: (r) => r >= 3.5 });
 }
+if (want('durable')) {
+  // The cost of the guarantee: the same 64 B messages, fire-and-forget (publish) vs durable
+  // (send: outbox, end-to-end ack, dedup) with each store, all through the missive relay.
+  log('durable send…');
+  const runs = { publish: [] as number[], memory: [] as number[], always: [] as number[], never: [] as number[] };
+  for (let r = 0; r < ROUNDS; r++) {
+    runs.publish.push(await oneway('missive', 64, DURABLE_N));
+    for (const store of ['memory', 'always', 'never'] as const) runs[store].push(await durable(store));
+  }
+  const base = median(runs.publish);
+  const row = (workload: string, xs: number[]): void => void durableRows.push({ workload, rate: median(xs), ratio: median(xs) / base });
+  row('publish (fire-and-forget), 64 B', runs.publish);
+  row('send, MemoryStore, 64 B', runs.memory);
+  row("send, FileStore fsync 'always', 64 B", runs.always);
+  row("send, FileStore fsync 'never', 64 B", runs.never);
+}
+
 if (want('memory')) {
   log('idle memory…');
   const { raw, missive: m } = await both(idleMemory);
@@ -228,6 +263,10 @@ const lines = [
     return `| ${r.workload} | ${r.unit} | ${fmt(r.raw, r.unit)} | ${fmt(r.missive, r.unit)} | ${ratio.toFixed(2)}× | ${r.target} | ${r.target ? (r.ok(ratio) ? 'yes' : 'no') : ''} |`;
   }),
 ];
+if (durableRows.length > 0) {
+  lines.push('', '| durable delivery (missive relay) | msg/s | vs publish |', '|---|---:|---:|');
+  for (const r of durableRows) lines.push(`| ${r.workload} | ${Math.round(r.rate).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`);
+}
 const table = lines.join('\n');
 console.log(`\nmissive relay vs raw ws relay (same run, each role in its own process)\n\n${table}\n`);
 if (!quick && only === undefined && !process.env.BENCH_IMPL) {

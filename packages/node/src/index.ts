@@ -1,4 +1,4 @@
-/** @missive/node — the relay server, the Node client and the ws transport. */
+/** @missive/node — the relay server, the Node client, the ws transport and the file outbox store. */
 export { createRelay } from './relay.js';
 export type { Relay, RelayOptions, RelayTlsOptions } from './relay.js';
 export { createAuth, loadSecrets } from './auth.js';
@@ -7,6 +7,8 @@ export { createLogger, silentLogger, isLogLevel } from './logger.js';
 export type { Logger, LogLevel, LoggerOptions } from './logger.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
+export { FileStore } from './file-store.js';
+export type { FileStoreOptions, FileStoreStats, FsyncMode } from './file-store.js';
 export { wsTransport } from './ws-transport.js';
 export type { WsTransportOptions } from './ws-transport.js';
 export * from '@missive/core';
