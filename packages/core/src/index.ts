@@ -27,7 +27,10 @@ export type {
   Subscription,
   ReconnectOptions,
   TransportFactory,
+  TunnelHandler,
 } from './peer.js';
+export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_CHUNK_SIZE } from './tunnel.js';
+export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
 export { Router, patternCovers, LATENCY_BOUNDS } from './router.js';

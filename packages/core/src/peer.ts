@@ -5,8 +5,8 @@
 import { decode as msgpackDecode } from '@msgpack/msgpack';
 import { checkAddress, checkName, DEFAULT_PORT, ID_PREFIX, splitAddress } from './address.js';
 import { codecFlag, decodeBody, encodeBody, type CodecName } from './codec/body.js';
-import { AckStatus, BodyCodec, frame, Kind, kindName, PresenceEvent, PROTOCOL_VERSION, type Frame, type FrameOf } from './codec/frames.js';
-import type { Connection } from './connection.js';
+import { AckStatus, BodyCodec, EMPTY_BODY, frame, Kind, kindName, PresenceEvent, type Frame, type FrameOf } from './codec/frames.js';
+import { DEFAULT_MAX_FRAME, type Connection } from './connection.js';
 import { openLink, type HelloFields, type Link } from './link.js';
 import { Emitter } from './emitter.js';
 import {
@@ -24,6 +24,7 @@ import { DEFAULT_MAILBOX_CAPACITY, Mailbox, type Message } from './mailbox.js';
 import { MemoryStore, type OutboxEntry, type OutboxStore } from './outbox.js';
 import { checkPattern, checkTopic, matchTopic } from './topics.js';
 import type { TraceEvent } from './trace.js';
+import { Tunnel, type TunnelOpenOptions, type TunnelOptions, type TunnelWire } from './tunnel.js';
 import type { CloseInfo, Transport } from './transport/transport.js';
 import { CloseCode } from './transport/transport.js';
 
@@ -164,6 +165,9 @@ export interface PeerEvents {
 
 type Handler<B, R> = (body: B, ctx: RequestContext) => R | Promise<R>;
 
+/** Handles an accepted tunnel. Throw at once to refuse it. */
+export type TunnelHandler<T = Uint8Array> = (tunnel: Tunnel<T>) => void | Promise<void>;
+
 interface PendingRequest {
   resolve(v: unknown): void;
   reject(e: unknown): void;
@@ -279,6 +283,14 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #matchCache = new Map<string, SubEntry[]>();
   readonly #deliveryWaiters = new Map<string, Waiter>();
   readonly #handling = new Set<HandlerContext>();
+  /** Tunnels by `o:tid` (opened here) or `a:remote:tid` (accepted here). */
+  readonly #tunnels = new Map<string, Tunnel<unknown>>();
+  readonly #tunnelHandlers = new Map<string, { handler: TunnelHandler<never>; options: TunnelOptions }>();
+  /** Tunnels opened here waiting for TACCEPT. */
+  readonly #opening = new Map<number, { resolve(): void; reject(err: Error): void }>();
+  #nextTid = 1;
+  /** The relay's frame limit, from WELCOME: tunnel chunks are kept under it. */
+  #maxFrame = DEFAULT_MAX_FRAME;
   #outboxSize = 0;
   #nextRef = 1;
   // Request ids start at a random point: if this peer's name reconnects as a new session, a late
@@ -376,6 +388,7 @@ export class Peer extends Emitter<PeerEvents> {
     this.#id = link.welcome.id;
     this.#name = link.welcome.name || undefined;
     this.#namespace = link.welcome.namespace;
+    this.#maxFrame = link.welcome.maxFrame;
     link.attach({
       frame: (f) => this.#onFrame(f),
       protocolError: (err) => this.#protocolError(err),
@@ -419,6 +432,7 @@ export class Peer extends Emitter<PeerEvents> {
     for (const c of [...this.#controls.values()]) c.reject(new ClosedError(error.message, { cause: error }));
     this.#controls.clear();
     for (const ctx of this.#handling) ctx.abort(error);
+    this.#failTunnels(error);
     this.#redial(1);
   }
 
@@ -883,6 +897,155 @@ export class Peer extends Emitter<PeerEvents> {
     }
   }
 
+  // ---- tunnels ------------------------------------------------------------------------------
+
+  /**
+   * Accepts tunnels opened to this peer with `protocol`. The handler gets each open tunnel; if
+   * it throws at once, the opener's `tunnel()` rejects with REMOTE (its code); if its promise
+   * rejects later, the tunnel is aborted with that reason. Returns a function that removes it.
+   */
+  onTunnel<T = Uint8Array>(protocol: string, handler: TunnelHandler<T>, options: TunnelOptions = {}): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    const entry = { handler: handler as TunnelHandler<never>, options };
+    this.#tunnelHandlers.set(protocol, entry);
+    return () => {
+      if (this.#tunnelHandlers.get(protocol) === entry) this.#tunnelHandlers.delete(protocol);
+    };
+  }
+
+  /**
+   * Opens a tunnel to the peer `address` for `protocol`. Rejects with NO_ROUTE when there is no
+   * such peer or it has no handler for the protocol, REMOTE when its handler refuses, TIMEOUT,
+   * the signal's reason, or CLOSED when the link is down.
+   */
+  tunnel<T = Uint8Array>(address: string, protocol: string, options: TunnelOpenOptions = {}): Promise<Tunnel<T>> {
+    const timeout = Math.min(options.timeout ?? this.#opts.requestTimeout, MAX_TIMEOUT);
+    const timeoutError = new TimeoutError(`tunnel to ${address} (${protocol}) was not accepted within ${timeout} ms`);
+    if (this.#closed) return Promise.reject(new ClosedError('peer is closed', { cause: this.#closed }));
+    if (this.#reconnecting) return Promise.reject(new ClosedError('the link is down (reconnecting)'));
+    const bad = checkAddress(address) ?? (checkName(protocol, 'protocol') ? `bad protocol "${protocol}"` : undefined);
+    if (bad) return Promise.reject(new TypeError(bad));
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const remote = splitAddress(address).name;
+    const tid = this.#nextTid++;
+    const key = `o:${tid}`;
+    let t: Tunnel<T>;
+    try {
+      t = new Tunnel<T>(protocol, remote, this.#tunnelWire(key, remote, tid, 0), options);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#tunnels.set(key, t as Tunnel<unknown>);
+    return new Promise<Tunnel<T>>((resolve, reject) => {
+      const settle = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#opening.delete(tid);
+      };
+      const giveUp = (err: unknown): void => {
+        settle();
+        t.abort(err);
+        reject(err);
+      };
+      const onAbort = (): void => giveUp(signal!.reason);
+      const timer = setTimeout(() => giveUp(timeoutError), timeout);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#opening.set(tid, {
+        resolve: () => {
+          settle();
+          resolve(t);
+        },
+        reject: (err) => {
+          settle();
+          reject(err);
+        },
+      });
+      this.#conn.write(frame(Kind.TOpen, { to: `${remote}/${protocol}`, from: '', tid, window: t.window }));
+    });
+  }
+
+  #tunnelWire(key: string, remote: string, tid: number, dir: number): TunnelWire {
+    return {
+      codec: this.#codec,
+      // Room for a TDATA header (two names of at most 128 characters, tid, dir, eom) in the
+      // smaller of the relay's frame limit and what this link accepts (the other end's is the same).
+      maxChunk: Math.min(this.#maxFrame, this.#conn.maxFrameBytes) - 1024,
+      send: (kind, fields, body, flags) => {
+        if (!this.connected) return false;
+        const to = remote;
+        if (kind === 'data') return this.#conn.write(frame(Kind.TData, { to, from: '', tid, dir, eom: fields.eom ?? 1 }, body ?? EMPTY_BODY, flags ?? 0));
+        if (kind === 'credit') return this.#conn.write(frame(Kind.TCredit, { to, from: '', tid, dir, bytes: fields.bytes ?? 0 }));
+        if (kind === 'end') return this.#conn.write(frame(Kind.TEnd, { to, from: '', tid, dir }));
+        return this.#conn.write(frame(Kind.TClose, { to, from: '', tid, dir, code: fields.code ?? 'NORMAL', message: fields.message ?? '' }));
+      },
+      done: () => this.#tunnels.delete(key),
+    };
+  }
+
+  #onTunnelOpen(f: FrameOf<typeof Kind.TOpen>): void {
+    const protocol = splitAddress(f.to).port;
+    const refuse = (code: string, message: string): void => {
+      this.#conn.write(frame(Kind.TClose, { to: f.from, from: '', tid: f.tid, dir: 1, code, message }));
+    };
+    const entry = this.#tunnelHandlers.get(protocol);
+    if (!entry) return refuse(ErrorCode.NO_ROUTE, `no tunnel handler for "${protocol}" on ${this.name ?? this.id}`);
+    const key = `a:${f.from}:${f.tid}`;
+    let t: Tunnel<unknown>;
+    try {
+      t = new Tunnel(protocol, f.from, this.#tunnelWire(key, f.from, f.tid, 1), entry.options);
+    } catch (err) {
+      return refuse(`REMOTE:${remoteCode(err)}`, err instanceof Error ? err.message : String(err));
+    }
+    this.#tunnels.set(key, t);
+    t.opened(f.window);
+    let result: unknown;
+    try {
+      result = entry.handler(t as Tunnel<never>);
+    } catch (err) {
+      this.#tunnels.delete(key);
+      return refuse(`REMOTE:${remoteCode(err)}`, err instanceof Error ? err.message : String(err));
+    }
+    this.#conn.write(frame(Kind.TAccept, { to: f.from, from: '', tid: f.tid, window: t.window }));
+    if (result instanceof Promise) result.catch((err: unknown) => t.abort(err));
+  }
+
+  #onTunnelFrame(f: FrameOf<typeof Kind.TAccept> | FrameOf<typeof Kind.TData> | FrameOf<typeof Kind.TCredit> | FrameOf<typeof Kind.TEnd> | FrameOf<typeof Kind.TClose>): void {
+    const opened = f.kind === Kind.TAccept || f.dir === 1;
+    const key = opened ? `o:${f.tid}` : `a:${f.from}:${f.tid}`;
+    const t = this.#tunnels.get(key);
+    if (!t) return;
+    switch (f.kind) {
+      case Kind.TAccept:
+        t.opened(f.window);
+        this.#opening.get(f.tid)?.resolve();
+        return;
+      case Kind.TData:
+        return t.onData(f);
+      case Kind.TCredit:
+        return t.onCredit(f.bytes);
+      case Kind.TEnd:
+        return t.onEnd();
+      case Kind.TClose: {
+        const opening = opened ? this.#opening.get(f.tid) : undefined;
+        t.onClose(f.code, f.message);
+        if (opening) {
+          opening.reject(
+            f.code.startsWith('REMOTE:') ? new RemoteError(f.code.slice(7), f.message) : errorFromCode(f.code === 'NORMAL' || f.code === 'ABORTED' ? ErrorCode.CLOSED : f.code, f.message),
+          );
+        }
+        return;
+      }
+    }
+  }
+
+  /** Every tunnel fails (they are not resumed across links); opens in progress reject. */
+  #failTunnels(err: Error): void {
+    for (const o of [...this.#opening.values()]) o.reject(err);
+    for (const t of [...this.#tunnels.values()]) t.fail(err);
+    this.#tunnels.clear();
+  }
+
   // ---- pub/sub, groups, broadcast -----------------------------------------------------------
 
   /**
@@ -1125,6 +1288,7 @@ export class Peer extends Emitter<PeerEvents> {
       for (const w of this.#deliveryWaiters.values()) w.reject(new ClosedError(error.message, { cause: error }));
       this.#deliveryWaiters.clear();
       for (const ctx of this.#handling) ctx.abort(error);
+      this.#failTunnels(this.#closed);
       for (const m of this.#mailboxes.values()) m.close(error);
       for (const q of this.#dests.values()) clearTimeout(q.retry);
       this.#dests.clear();
@@ -1180,6 +1344,14 @@ export class Peer extends Emitter<PeerEvents> {
         return; // the link keeps it for the close that follows
       case Kind.Pong:
         return;
+      case Kind.TOpen:
+        return this.#onTunnelOpen(f);
+      case Kind.TAccept:
+      case Kind.TData:
+      case Kind.TCredit:
+      case Kind.TEnd:
+      case Kind.TClose:
+        return this.#onTunnelFrame(f);
       default:
         return this.#protocolError(new ProtocolError(`unexpected ${kindName(f.kind)} from relay`));
     }

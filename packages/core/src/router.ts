@@ -141,6 +141,21 @@ export interface RouterMetrics {
 /** Upper bounds (seconds) of the request latency histogram. */
 export const LATENCY_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
+/** A tunnel through the relay: frames are accepted only from its two ends. */
+interface TunnelRecord {
+  tid: number;
+  opener: Conn;
+  acceptor: Conn;
+  /** TEND frames seen (the record goes at 2, or at TCLOSE). */
+  ends: number;
+  /**
+   * Data bytes each end may still send ([opener, acceptor]), from the windows in TOPEN/TACCEPT
+   * and the TCREDITs: a writer going beyond it is cut off here, so the relay never holds more
+   * than a window per direction of a tunnel.
+   */
+  credit: [number, number];
+}
+
 /** A request in flight through the relay: only `responder` may answer it. */
 interface InFlight {
   id: number;
@@ -196,6 +211,7 @@ type ConnState = 'handshake' | 'open' | 'closed';
 const NONE: Set<string> = new Set();
 const NO_REQUESTS: Map<number, InFlight> = new Map();
 const NO_SERVING: Set<InFlight> = new Set();
+const NO_TUNNELS: Set<TunnelRecord> = new Set();
 const OPEN_GRANT: AuthGrant = Object.freeze({});
 
 class Conn {
@@ -219,6 +235,8 @@ class Conn {
   requests: Map<number, InFlight> = NO_REQUESTS;
   /** Requests routed to this peer that it has not answered. */
   serving: Set<InFlight> = NO_SERVING;
+  /** Tunnels this peer is an end of. */
+  tunnels: Set<TunnelRecord> = NO_TUNNELS;
   /** Token bucket for rateLimit. */
   tokens = 0;
   refilled = 0;
@@ -253,6 +271,7 @@ const BEST_EFFORT = new Set<number>([Kind.Pub, Kind.Bcast, Kind.Presence]);
 const FROM_CLIENT = new Set<number>([
   Kind.Hello, Kind.Bye, Kind.Ping, Kind.Msg, Kind.Ack, Kind.Req, Kind.Rep, Kind.Pub, Kind.Bcast,
   Kind.Sub, Kind.Unsub, Kind.Join, Kind.Leave, Kind.Peers, Kind.Watch,
+  Kind.TOpen, Kind.TAccept, Kind.TData, Kind.TCredit, Kind.TEnd, Kind.TClose,
 ]);
 
 export class Router extends Emitter<RouterEvents> {
@@ -288,6 +307,8 @@ export class Router extends Emitter<RouterEvents> {
   #requestsForwarded = 0;
   /** Held messages by `namespace\u0000name`. */
   readonly #holds = new Map<string, Hold>();
+  /** Open tunnels by `openerId:tid`. */
+  readonly #tunnels = new Map<string, TunnelRecord>();
   #heldBytes = 0;
   #heldCount = 0;
   #slowConsumerDisconnects = 0;
@@ -355,7 +376,8 @@ export class Router extends Emitter<RouterEvents> {
       transport.close({ code: CloseCode.GOING_AWAY, reason: 'relay shutting down' });
       return;
     }
-    const c = new Conn(`${this.#idBase}${(this.#nextId++).toString(36)}`);
+    // join(), not +: a flat string, not a rope node the id would keep alive.
+    const c = new Conn([this.#idBase, (this.#nextId++).toString(36)].join(""));
     const full = this.#conns.size >= this.limits.maxConnections;
     this.#conns.add(c);
     c.connection = new Connection<Conn>(transport, this.#handlers, { maxFrameBytes: this.limits.maxFrameBytes, counters: this.#counters }, c);
@@ -593,6 +615,14 @@ export class Router extends Emitter<RouterEvents> {
           return this.#join(c, f);
         case Kind.Peers:
           return this.#peers(c, f);
+        case Kind.TOpen:
+          return this.#tunnelOpen(c, f);
+        case Kind.TAccept:
+        case Kind.TData:
+        case Kind.TCredit:
+        case Kind.TEnd:
+        case Kind.TClose:
+          return this.#tunnelFrame(c, f);
         case Kind.Watch:
           if (f.on) c.ns!.watchers.add(c);
           else c.ns!.watchers.delete(c);
@@ -746,6 +776,62 @@ export class Router extends Emitter<RouterEvents> {
     l.count++;
     f.from = c.label;
     this.#forward(c, requester, f);
+  }
+
+  /** TOPEN: records the tunnel and forwards it, or answers NO_ROUTE for an unknown peer. */
+  #tunnelOpen(c: Conn, f: FrameOf<typeof Kind.TOpen>): void {
+    const target = this.#peer(c.ns!, splitAddress(f.to).name);
+    const key = `${c.id}:${f.tid}`;
+    const refuse = (code: string, message: string): void => {
+      this.#drop(c, f, f.to, code);
+      c.connection.write(frame(Kind.TClose, { to: c.label, from: '', tid: f.tid, dir: 1, code, message }));
+    };
+    if (!target) return refuse(ErrorCode.NO_ROUTE, `no peer "${splitAddress(f.to).name}"`);
+    if (this.#tunnels.has(key)) return refuse(ErrorCode.PROTOCOL, `tunnel ${f.tid} is already open`);
+    const t: TunnelRecord = { tid: f.tid, opener: c, acceptor: target, ends: 0, credit: [0, f.window] };
+    this.#tunnels.set(key, t);
+    if (c.tunnels === NO_TUNNELS) c.tunnels = new Set();
+    if (target.tunnels === NO_TUNNELS) target.tunnels = new Set();
+    c.tunnels.add(t);
+    target.tunnels.add(t);
+    f.from = c.label;
+    this.#forward(c, target, f);
+  }
+
+  /**
+   * Frames of an open tunnel go to its other end, and only from one of its ends: `dir` says
+   * which (TACCEPT always comes from the acceptor).
+   */
+  #tunnelFrame(
+    c: Conn,
+    f: FrameOf<typeof Kind.TAccept> | FrameOf<typeof Kind.TData> | FrameOf<typeof Kind.TCredit> | FrameOf<typeof Kind.TEnd> | FrameOf<typeof Kind.TClose>,
+  ): void {
+    const fromOpener = f.kind !== Kind.TAccept && f.dir === 0;
+    const opener = fromOpener ? c : this.#peer(c.ns!, f.to);
+    const t = opener && this.#tunnels.get(`${opener.id}:${f.tid}`);
+    if (!t || (fromOpener ? t.opener !== c : t.acceptor !== c)) return this.#drop(c, f, f.to, 'NO_TUNNEL');
+    const target = fromOpener ? t.acceptor : t.opener;
+    const d: 0 | 1 = fromOpener ? 0 : 1;
+    if (f.kind === Kind.TAccept) t.credit[0] += f.window;
+    else if (f.kind === Kind.TCredit) t.credit[fromOpener ? 1 : 0] += f.bytes;
+    else if (f.kind === Kind.TData && (t.credit[d] -= f.body.length) < 0) {
+      // Both ends learn the tunnel is over, each as if from the other end.
+      this.#forgetTunnel(t);
+      this.#drop(c, f, f.to, ErrorCode.PROTOCOL);
+      const message = 'tunnel data beyond the granted window';
+      c.connection.write(frame(Kind.TClose, { to: c.label, from: target.label, tid: t.tid, dir: fromOpener ? 1 : 0, code: ErrorCode.PROTOCOL, message }));
+      target.connection.write(frame(Kind.TClose, { to: target.label, from: c.label, tid: t.tid, dir: d, code: ErrorCode.PROTOCOL, message }));
+      return;
+    }
+    if (f.kind === Kind.TClose || (f.kind === Kind.TEnd && ++t.ends === 2)) this.#forgetTunnel(t);
+    f.from = c.label;
+    this.#forward(c, target, f);
+  }
+
+  #forgetTunnel(t: TunnelRecord): void {
+    this.#tunnels.delete(`${t.opener.id}:${t.tid}`);
+    t.opener.tunnels.delete(t);
+    t.acceptor.tunnels.delete(t);
   }
 
   /** Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. */
@@ -960,6 +1046,14 @@ export class Router extends Emitter<RouterEvents> {
         );
       }
       for (const r of [...c.requests.values()]) this.#settleRequest(r);
+      // Tunnels through this peer are over: their other ends fail with CLOSED.
+      for (const t of [...c.tunnels]) {
+        this.#forgetTunnel(t);
+        const other = t.opener === c ? t.acceptor : t.opener;
+        other.connection.write(
+          frame(Kind.TClose, { to: other.label, from: c.label, tid: t.tid, dir: t.opener === c ? 0 : 1, code: ErrorCode.CLOSED, message: `${c.label} disconnected` }),
+        );
+      }
       if (c.name !== undefined) this.#presence(ns, c, PresenceEvent.Leave);
       if (ns.byId.size === 0) this.#namespaces.delete(ns.name);
       if (wasOpen) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });

@@ -296,6 +296,40 @@ async function main(): Promise<void> {
       return;
     }
 
+    case 'trecv': {
+      // Accepts one tunnel and reads n × size bytes from it.
+      const p = await connect(args.url, { name: 'trecv', ...missiveOpts });
+      const total = args.n * args.size;
+      p.onTunnel('bench', async (t) => {
+        let got = 0;
+        for await (const chunk of t.readable) {
+          got += chunk.length;
+          if (got >= total) send({ done: true, at: now(), count: got });
+        }
+      });
+      send({ ready: true });
+      return;
+    }
+
+    case 'tsend': {
+      // Opens a tunnel and writes n chunks of `size` bytes, as fast as its credit allows.
+      const p = await connect(args.url, { name: 'tsend', ...missiveOpts });
+      send({ ready: true });
+      onMessage(async (m) => {
+        if (m.cmd !== 'go') return;
+        const t = await p.tunnel('trecv', 'bench');
+        const w = t.writable.getWriter();
+        const chunk = new Uint8Array(args.size).fill(0x61);
+        for (let i = 0; i < args.n; i++) {
+          await w.ready;
+          void w.write(chunk);
+        }
+        await w.close();
+        send({ sent: true });
+      });
+      return;
+    }
+
     case 'idle': {
       // Warm the relay up first (its code compiled, its tables sized) with connections that
       // come and go, so the baseline taken after 'warmed' holds no one-off costs; then hold

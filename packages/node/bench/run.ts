@@ -22,7 +22,9 @@ const REQ_MS = quick ? 1000 : 1500;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? (quick ? 1 : 3));
 const IDLE = 1000;
 const DURABLE_N = quick ? 10_000 : 50_000;
-/** BENCH_ONLY=oneway|reqrep|fanout|memory runs one workload; BENCH_IMPL=missive|raw one side. */
+/** 64 KiB chunks per tunnel run: 200 MB (50 MB quick). */
+const TUNNEL_CHUNKS = quick ? 800 : 3200;
+/** BENCH_ONLY=oneway|reqrep|fanout|tunnel|durable|memory runs one workload; BENCH_IMPL=missive|raw one side. */
 const only = process.env.BENCH_ONLY;
 const want = (w: string): boolean => only === undefined || only === w;
 const impls = (process.env.BENCH_IMPL ? [process.env.BENCH_IMPL] : ['raw', 'missive']) as Impl[];
@@ -116,6 +118,24 @@ async function oneway(impl: Impl, size: number, n = ONEWAY_N): Promise<number> {
     const done = (await recv.next((m) => m.done === true)) as { at: number };
     kill(recv, send);
     return n / ((done.at - t0) / 1000);
+  });
+}
+
+/** Bytes per second through a tunnel (missive) or as 64 KiB ws messages (raw relay). */
+async function tunnelRate(impl: Impl): Promise<number> {
+  const n = TUNNEL_CHUNKS;
+  const size = 64 * 1024;
+  if (impl === 'raw') return (await oneway('raw', size, n)) * size;
+  return withRelay('missive', async (url) => {
+    const recv = start({ role: 'trecv', impl, url, n, size });
+    await recv.next((m) => m.ready === true);
+    const snd = start({ role: 'tsend', impl, url, n, size });
+    await snd.next((m) => m.ready === true);
+    const t0 = now();
+    snd.send({ cmd: 'go' });
+    const done = (await recv.next((m) => m.done === true)) as { at: number };
+    kill(recv, snd);
+    return (n * size) / ((done.at - t0) / 1000);
   });
 }
 
@@ -230,6 +250,12 @@ if (want('fanout')) {
   const { raw, missive: m } = await both(fanout);
   rows.push({ workload: 'fan-out 1 → 50 subscribers, 256 B', unit: 'deliveries/s', raw, missive: m, higherIsBetter: true, target: '≥ 3.5×', ok: (r) => r >= 3.5 });
 }
+if (want('tunnel')) {
+  log('tunnel…');
+  const { raw, missive: m } = await both(tunnelRate);
+  rows.push({ workload: 'tunnel throughput, 64 KiB writes (raw: 64 KiB ws messages)', unit: 'MB/s', raw: raw / 1e6, missive: m / 1e6, higherIsBetter: true, target: '≥ 0.7×', ok: (r) => r >= 0.7 });
+}
+
 if (want('durable')) {
   // The cost of the guarantee: the same 64 B messages, fire-and-forget (publish) vs durable
   // (send: outbox, end-to-end ack, dedup) with each store, all through the missive relay.
@@ -254,7 +280,7 @@ if (want('memory')) {
   rows.push({ workload: `relay RSS growth per idle peer (${IDLE} peers)`, unit: 'bytes', raw: raw.rss, missive: m.rss, higherIsBetter: false, target: '', ok: () => true });
 }
 
-const fmt = (n: number, unit: string): string => (unit === 'ms' ? n.toFixed(3) : Math.round(n).toLocaleString('en-US'));
+const fmt = (n: number, unit: string): string => (unit === 'ms' || unit === 'MB/s' ? n.toFixed(unit === 'ms' ? 3 : 1) : Math.round(n).toLocaleString('en-US'));
 const lines = [
   '| workload | unit | raw ws | missive | missive/raw | target | met |',
   '|---|---|---:|---:|---:|---|---|',

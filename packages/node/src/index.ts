@@ -9,6 +9,7 @@ export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
 export { FileStore } from './file-store.js';
 export type { FileStoreOptions, FileStoreStats, FsyncMode } from './file-store.js';
+export { toDuplex } from './duplex.js';
 export { wsTransport } from './ws-transport.js';
 export type { WsTransportOptions } from './ws-transport.js';
 export * from '@missive/core';

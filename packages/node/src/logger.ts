@@ -4,6 +4,8 @@ export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 const rank: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 };
 
 export interface Logger {
+  /** Whether `debug` lines are written (so costly fields can be skipped). */
+  readonly debugEnabled?: boolean;
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -37,6 +39,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
     }
   };
   return {
+    debugEnabled: min <= rank.debug,
     debug: (m, f) => write('debug', m, f),
     info: (m, f) => write('info', m, f),
     warn: (m, f) => write('warn', m, f),

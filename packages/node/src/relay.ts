@@ -123,7 +123,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   wss.on('connection', (socket: Beating, req) => {
     socket[ALIVE] = true;
     socket.on('pong', onPong);
-    log.debug('socket open', { remote: req.socket.remoteAddress });
+    // Reading remoteAddress makes Node keep an object on every socket: only when it is logged.
+    if (log.debugEnabled) log.debug('socket open', { remote: req.socket.remoteAddress });
     router.accept(wsTransport(socket));
   });
   const heartbeat = setInterval(() => {

@@ -156,13 +156,11 @@ export class ByteReader {
     const start = this.pos;
     this.pos += len;
     if (len < 64) {
-      let s = '';
-      for (let i = start; i < start + len; i++) {
-        const c = this.buf[i]!;
-        if (c >= 0x80) return decodeUtf8(this.buf.subarray(start, start + len), field);
-        s += String.fromCharCode(c);
-      }
-      return s;
+      // Short ASCII (names, topics, codes): one flat string. Building it with `+=` would leave a
+      // chain of rope nodes that a kept string (a peer's name or session) holds on to.
+      const bytes = this.buf.subarray(start, start + len);
+      for (let i = 0; i < len; i++) if (bytes[i]! >= 0x80) return decodeUtf8(bytes, field);
+      return String.fromCharCode.apply(null, bytes as unknown as number[]);
     }
     return decodeUtf8(this.buf.subarray(start, start + len), field);
   }

@@ -31,6 +31,12 @@ export const Kind = {
   Presence: 0x26,
   Ok: 0x27,
   Err: 0x28,
+  TOpen: 0x30,
+  TAccept: 0x31,
+  TData: 0x32,
+  TCredit: 0x33,
+  TEnd: 0x34,
+  TClose: 0x35,
 } as const;
 export type Kind = (typeof Kind)[keyof typeof Kind];
 export type KindName = keyof typeof Kind;
@@ -75,6 +81,13 @@ export const schemas = {
   [Kind.Presence]: { fields: [['event', 'u8'], ['name', 'str'], ['id', 'str']], body: false },
   [Kind.Ok]: { fields: [['ref', 'uint']], body: true },
   [Kind.Err]: { fields: [['ref', 'uint'], ['code', 'str'], ['message', 'str']], body: false },
+  // Tunnels: `tid` is chosen by the opener; `dir` is 0 from the opener, 1 from the acceptor.
+  [Kind.TOpen]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['window', 'uint']], body: false },
+  [Kind.TAccept]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['window', 'uint']], body: false },
+  [Kind.TData]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['dir', 'u8'], ['eom', 'u8']], body: true },
+  [Kind.TCredit]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['dir', 'u8'], ['bytes', 'uint']], body: false },
+  [Kind.TEnd]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['dir', 'u8']], body: false },
+  [Kind.TClose]: { fields: [['to', 'str'], ['from', 'str'], ['tid', 'uint'], ['dir', 'u8'], ['code', 'str'], ['message', 'str']], body: false },
 } as const satisfies Record<Kind, Schema>;
 
 type Schemas = typeof schemas;
