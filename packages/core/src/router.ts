@@ -99,6 +99,8 @@ export interface RouterLimits {
   holdMaxBytes: number;
   /** Bytes held for all offline names together. @default 67108864 */
   holdMaxTotalBytes: number;
+  /** Tunnels one connection may be an end of at once; more are refused with LIMIT. @default 1000 */
+  maxTunnels: number;
 }
 
 /** A durable message held for an offline name. */
@@ -262,6 +264,7 @@ const DEFAULT_LIMITS: RouterLimits = {
   holdMaxMessages: 1000,
   holdMaxBytes: 1024 * 1024,
   holdMaxTotalBytes: 64 * 1024 * 1024,
+  maxTunnels: 1000,
 };
 
 /** Frame kinds that are best-effort: dropped (not queued) for a slow consumer. */
@@ -325,7 +328,7 @@ export class Router extends Emitter<RouterEvents> {
       throw new RangeError(`limits.maxFrameBytes must be an integer from 1 to 2^32-1, got ${maxFrameBytes}`);
     }
     if (!(handshakeTimeout > 0)) throw new RangeError(`limits.handshakeTimeout must be a positive number of ms, got ${handshakeTimeout}`);
-    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout', 'holdMaxMessages', 'holdMaxBytes', 'holdMaxTotalBytes'] as const) {
+    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout', 'holdMaxMessages', 'holdMaxBytes', 'holdMaxTotalBytes', 'maxTunnels'] as const) {
       if (!(this.limits[key] > 0)) throw new RangeError(`limits.${key} must be a positive number, got ${this.limits[key]}`);
     }
     if (!(this.limits.holdTtl >= 0)) throw new RangeError(`limits.holdTtl must be 0 or more ms, got ${this.limits.holdTtl}`);
@@ -788,6 +791,9 @@ export class Router extends Emitter<RouterEvents> {
     };
     if (!target) return refuse(ErrorCode.NO_ROUTE, `no peer "${splitAddress(f.to).name}"`);
     if (this.#tunnels.has(key)) return refuse(ErrorCode.PROTOCOL, `tunnel ${f.tid} is already open`);
+    // Each open tunnel costs the relay a record: bounded per connection, at both ends.
+    const max = this.limits.maxTunnels;
+    if (c.tunnels.size >= max || target.tunnels.size >= max) return refuse(ErrorCode.LIMIT, `at most ${max} open tunnels per connection`);
     const t: TunnelRecord = { tid: f.tid, opener: c, acceptor: target, ends: 0, credit: [0, f.window] };
     this.#tunnels.set(key, t);
     if (c.tunnels === NO_TUNNELS) c.tunnels = new Set();

@@ -576,6 +576,7 @@ describe('limits - validation', () => {
       holdMaxMessages: 1000,
       holdMaxBytes: 1024 * 1024,
       holdMaxTotalBytes: 64 * 1024 * 1024,
+      maxTunnels: 1000,
     });
   });
 

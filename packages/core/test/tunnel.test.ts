@@ -658,3 +658,18 @@ describe('tunnel - relay checks', () => {
     await writing.catch(() => {});
   });
 });
+
+describe('tunnel - limits', () => {
+  it('refuses a tunnel beyond maxTunnels per connection with LIMIT, and allows one again after a close', async () => {
+    await net.close();
+    net = new Net({ limits: { maxTunnels: 2 } });
+    const alice = await net.peer({ name: 'alice' });
+    const bob = await net.peer({ name: 'bob' });
+    bob.onTunnel('t', () => {});
+    const first = await alice.tunnel('bob', 't');
+    await alice.tunnel('bob', 't');
+    await expect(alice.tunnel('bob', 't')).rejects.toMatchObject({ code: 'LIMIT' });
+    first.abort('done');
+    await expect.poll(() => alice.tunnel('bob', 't').then((t) => t.state).catch((e: { code: string }) => e.code)).toBe('open');
+  });
+});
