@@ -134,33 +134,41 @@ export class ByteReader {
     return this.buf[this.pos++]!;
   }
 
-  varuint(field: string): number {
+  /** A varuint; `field` + `suffix` names it in errors (joined only then: this is the hot path). */
+  varuint(field: string, suffix = ''): number {
     let result = 0;
     let mul = 1;
     for (let i = 0; i < 8; i++) {
-      if (this.pos >= this.end) throw new ProtocolError(`truncated ${field}`);
+      if (this.pos >= this.end) throw new ProtocolError(`truncated ${field}${suffix}`);
       const b = this.buf[this.pos++]!;
       result += (b & 0x7f) * mul;
       if (b < 0x80) {
-        if (result > Number.MAX_SAFE_INTEGER) throw new ProtocolError(`${field} exceeds 2^53`);
+        if (result > Number.MAX_SAFE_INTEGER) throw new ProtocolError(`${field}${suffix} exceeds 2^53`);
         return result;
       }
       mul *= 128;
     }
-    throw new ProtocolError(`${field} varuint longer than 8 bytes`);
+    throw new ProtocolError(`${field}${suffix} varuint longer than 8 bytes`);
   }
 
-  str(field: string): string {
-    const len = this.varuint(`${field} length`);
+  /**
+   * A string field. Short ASCII is built with `+=`, the fastest way for per-message fields; with
+   * `flat`, it is decoded in one piece instead, for strings kept for a connection's life (a
+   * peer's name or session), since a string built with `+=` is a chain of rope nodes.
+   */
+  str(field: string, flat = false): string {
+    const len = this.varuint(field, ' length');
     if (len > this.end - this.pos) throw new ProtocolError(`${field} length ${len} exceeds frame`);
     const start = this.pos;
     this.pos += len;
-    if (len < 64) {
-      // Short ASCII (names, topics, codes): one flat string. Building it with `+=` would leave a
-      // chain of rope nodes that a kept string (a peer's name or session) holds on to.
-      const bytes = this.buf.subarray(start, start + len);
-      for (let i = 0; i < len; i++) if (bytes[i]! >= 0x80) return decodeUtf8(bytes, field);
-      return String.fromCharCode.apply(null, bytes as unknown as number[]);
+    if (len < 64 && !flat) {
+      let s = '';
+      for (let i = start; i < start + len; i++) {
+        const c = this.buf[i]!;
+        if (c >= 0x80) return decodeUtf8(this.buf.subarray(start, start + len), field);
+        s += String.fromCharCode(c);
+      }
+      return s;
     }
     return decodeUtf8(this.buf.subarray(start, start + len), field);
   }

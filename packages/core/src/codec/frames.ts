@@ -236,7 +236,9 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Frame 
       const names = labels.get(kind)!;
       schema.fields.forEach(([field, type], i) => {
         const label = names[i]!;
-        o[field] = type === 'str' ? r.str(label) : type === 'uint' ? r.varuint(label) : r.u8(label);
+        // Kinds off the hot path (HELLO, WELCOME, SUB, JOIN…) carry the strings a connection
+        // keeps: decode them flat.
+        o[field] = type === 'str' ? r.str(label, true) : type === 'uint' ? r.varuint(label) : r.u8(label);
       });
       o['body'] = EMPTY;
       out = o as Frame;
