@@ -4,7 +4,7 @@
  * `flushBytes`), and each incoming message is decoded into frames in order.
  */
 import { ByteWriter } from './codec/bytes.js';
-import { decodeBatch, FrameTooLargeError, writeFramed, type Frame } from './codec/frames.js';
+import { decodeBatch, writeFramed, type Frame } from './codec/frames.js';
 import { ProtocolError } from './errors.js';
 import type { CloseInfo, Transport, TransportHandlers } from './transport/transport.js';
 import { CloseCode } from './transport/transport.js';
@@ -195,4 +195,3 @@ class TransportSink implements TransportHandlers {
   }
 }
 
-export { FrameTooLargeError };

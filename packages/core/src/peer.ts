@@ -3,7 +3,7 @@
  * and the browser and over every transport.
  */
 import { decode as msgpackDecode } from '@msgpack/msgpack';
-import { checkAddress, checkName, DEFAULT_PORT, ID_PREFIX, splitAddress } from './address.js';
+import { checkAddress, checkName, DEFAULT_PORT, splitAddress } from './address.js';
 import { codecFlag, decodeBody, encodeBody, type CodecName } from './codec/body.js';
 import { AckStatus, BodyCodec, EMPTY_BODY, frame, Kind, kindName, PresenceEvent, type Frame, type FrameOf } from './codec/frames.js';
 import { DEFAULT_MAX_FRAME, type Connection } from './connection.js';

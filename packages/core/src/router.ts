@@ -267,9 +267,6 @@ const DEFAULT_LIMITS: RouterLimits = {
   maxTunnels: 1000,
 };
 
-/** Frame kinds that are best-effort: dropped (not queued) for a slow consumer. */
-const BEST_EFFORT = new Set<number>([Kind.Pub, Kind.Bcast, Kind.Presence]);
-
 /** Client-to-relay frame kinds; anything else from a client is a protocol error. */
 const FROM_CLIENT = new Set<number>([
   Kind.Hello, Kind.Bye, Kind.Ping, Kind.Msg, Kind.Ack, Kind.Req, Kind.Rep, Kind.Pub, Kind.Bcast,
@@ -715,7 +712,7 @@ export class Router extends Emitter<RouterEvents> {
       this.#deliverHeld(c);
       this.#presence(ns, c, PresenceEvent.Join);
     }
-    this.emit('connect', info(c));
+    if (this.listens('connect')) this.emit('connect', info(c));
   }
 
   #msg(c: Conn, f: FrameOf<typeof Kind.Msg>): void {
@@ -1037,7 +1034,7 @@ export class Router extends Emitter<RouterEvents> {
     this.#conns.delete(c);
     const ns = c.ns;
     if (ns && ns !== PLACEHOLDER_NS) {
-      const summary = info(c);
+      const summary = wasOpen && this.listens('disconnect') ? info(c) : undefined;
       ns.byId.delete(c.id);
       if (c.name !== undefined && ns.byName.get(c.name) === c) ns.byName.delete(c.name);
       for (const g of [...c.groups]) this.#leaveGroup(c, g);
@@ -1062,7 +1059,7 @@ export class Router extends Emitter<RouterEvents> {
       }
       if (c.name !== undefined) this.#presence(ns, c, PresenceEvent.Leave);
       if (ns.byId.size === 0) this.#namespaces.delete(ns.name);
-      if (wasOpen) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });
+      if (summary) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });
     }
   }
 }

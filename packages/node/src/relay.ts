@@ -139,8 +139,11 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     }
   }, options.heartbeatInterval ?? 10_000);
   heartbeat.unref();
-  router.on('connect', (c) => log.debug('peer connected', { id: c.id, name: c.name, namespace: c.namespace }));
-  router.on('disconnect', (c) => log.debug('peer disconnected', { id: c.id, name: c.name, code: c.code, reason: c.reason }));
+  // Only when they are logged: the Router builds these events' objects only for listeners.
+  if (log.debugEnabled) {
+    router.on('connect', (c) => log.debug('peer connected', { id: c.id, name: c.name, namespace: c.namespace }));
+    router.on('disconnect', (c) => log.debug('peer disconnected', { id: c.id, name: c.name, code: c.code, reason: c.reason }));
+  }
   router.on('auth-failure', (e) => log.warn('auth refused', { id: e.id, name: e.name, reason: e.message }));
   router.on('protocol-error', (e) => log.warn('protocol error; connection closed', { id: e.id, reason: e.error.reason }));
   // Errors on individual sockets are reported through their close events.
