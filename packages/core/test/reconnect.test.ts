@@ -440,7 +440,10 @@ describe('reconnect - backoff', () => {
       await vi.advanceTimersByTimeAsync(Math.ceil(attempts.at(-1)!.delay) + 1);
       await another;
     }
-    expect(dial.calls).toBe(N); // the first connection, then N − 1 failed attempts
+    // One advance can cover two attempts when the next delay is below a millisecond, so count
+    // against what was recorded: the first connection, then one failed dial per attempt but the last.
+    expect(attempts.length).toBeGreaterThanOrEqual(N);
+    expect(dial.calls).toBe(attempts.length);
     attempts.forEach((a, i) => {
       expect(a.attempt).toBe(i + 1);
       expect(a.delay).toBeGreaterThanOrEqual(0);
