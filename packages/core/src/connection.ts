@@ -4,7 +4,7 @@
  * `flushBytes`), and each incoming message is decoded into frames in order.
  */
 import { ByteWriter } from './codec/bytes.js';
-import { decodeBatch, writeFramed, type Frame } from './codec/frames.js';
+import { BODY_NEXT, decodeBatch, FrameTooLargeError, writeFramed, writeFramedHead, type Frame } from './codec/frames.js';
 import { ProtocolError } from './errors.js';
 import type { CloseInfo, Transport, TransportHandlers } from './transport/transport.js';
 import { CloseCode } from './transport/transport.js';
@@ -40,6 +40,9 @@ export interface ConnectionHandlers<O = unknown> {
 
 export const DEFAULT_MAX_FRAME = 1024 * 1024;
 
+/** Frames with a body this large or larger are sent as their own message, not batched. */
+export const LARGE_BODY = 16 * 1024;
+
 /** Batch writers not in use, shared by every Connection of the process (at most 64 kept). */
 const pool: ByteWriter[] = [];
 function takeWriter(): ByteWriter {
@@ -59,6 +62,9 @@ export class Connection<O = unknown> {
   #w: ByteWriter | undefined;
   #scheduled = false;
   #closed = false;
+  /** A frame that arrived with BODY_NEXT, waiting for its body (the next message). */
+  #head: Frame | undefined;
+  #headSize = 0;
   readonly #counters: FrameCounters | undefined;
   readonly #handlers: ConnectionHandlers<O>;
   /** Whatever the creator attached (the Router's per-connection state). */
@@ -76,11 +82,16 @@ export class Connection<O = unknown> {
     transport.listen(new TransportSink(this));
   }
 
-  /** @internal Transport callback: one message, a batch of frames. */
+  /** @internal Transport callback: one message, a batch of frames (or the body of the last). */
   received(data: Uint8Array): void {
     if (this.#closed) return;
     try {
-      decodeBatch(data, this.maxFrameBytes, deliver, this);
+      const head = this.#head;
+      if (head === undefined) decodeBatch(data, this.maxFrameBytes, deliver, this);
+      else {
+        this.#head = undefined;
+        this.#deliverBody(head, data);
+      }
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       if (!this.#closed) this.#handlers.protocolError(err, this);
@@ -92,6 +103,26 @@ export class Connection<O = unknown> {
     // The owner may close the connection while handling a frame (a protocol breach): the rest
     // of that message is not delivered.
     if (this.#closed) return;
+    if (this.#head !== undefined) throw new ProtocolError('a frame follows one whose body is the next message');
+    if (f.flags & BODY_NEXT) {
+      f.flags &= ~BODY_NEXT;
+      this.#head = f;
+      this.#headSize = size;
+      return;
+    }
+    const counters = this.#counters;
+    if (counters) {
+      counters.framesIn[f.kind]!++;
+      counters.bytesIn[f.kind]! += size;
+    }
+    this.#handlers.frame(f, this);
+  }
+
+  #deliverBody(f: Frame, body: Uint8Array): void {
+    const size = this.#headSize + body.length;
+    if (size - 4 > this.maxFrameBytes) throw new FrameTooLargeError(size - 4, this.maxFrameBytes);
+    if (body.length === 0) throw new ProtocolError('empty message');
+    f.body = body;
     const counters = this.#counters;
     if (counters) {
       counters.framesIn[f.kind]!++;
@@ -128,9 +159,18 @@ export class Connection<O = unknown> {
     return (this.#w?.pos ?? 0) + this.transport.bufferedAmount;
   }
 
-  /** Queues a frame for the current batch. Returns false if the connection is closed. */
-  write(f: Frame): boolean {
+  /**
+   * Queues a frame for the current batch. Returns false if the connection is closed.
+   * A frame whose body is `LARGE_BODY` bytes or more goes out at once, its body as a message of
+   * its own. `stableBody` says the body will never change (it came from a received message): it
+   * is then handed to the transport without a copy.
+   */
+  write(f: Frame, stableBody = false): boolean {
     if (!this.open) return false;
+    if (f.body.length >= LARGE_BODY) {
+      this.#writeAlone(f, stableBody);
+      return true;
+    }
     const w = (this.#w ??= takeWriter());
     const at = w.pos;
     writeFramed(w, f);
@@ -152,6 +192,24 @@ export class Connection<O = unknown> {
     }
     this.#afterWrite();
     return true;
+  }
+
+  /**
+   * A large body is not copied into the batch: the frame's head ends the batch (flag BODY_NEXT),
+   * which is sent now, and the body follows as the next message as it is. A body that may still
+   * change is copied once, unless the transport copies what it is given anyway.
+   */
+  #writeAlone(f: Frame, stableBody: boolean): void {
+    const w = (this.#w ??= takeWriter());
+    const at = w.pos;
+    writeFramedHead(w, f);
+    if (this.#counters) {
+      this.#counters.framesOut[f.kind]!++;
+      this.#counters.bytesOut[f.kind]! += w.pos - at + f.body.length;
+    }
+    this.flush();
+    const t = this.transport;
+    t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
   }
 
   #afterWrite(): void {

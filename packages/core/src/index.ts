@@ -29,7 +29,7 @@ export type {
   TransportFactory,
   TunnelHandler,
 } from './peer.js';
-export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_CHUNK_SIZE } from './tunnel.js';
+export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_TUNNEL_MAX_WINDOW, DEFAULT_CHUNK_SIZE } from './tunnel.js';
 export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';

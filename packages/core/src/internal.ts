@@ -5,7 +5,7 @@
 export * from './codec/frames.js';
 export { ByteReader, ByteWriter, varuintSize } from './codec/bytes.js';
 export { encodeBody, decodeBody, codecFlag } from './codec/body.js';
-export { Connection, DEFAULT_MAX_FRAME } from './connection.js';
+export { Connection, DEFAULT_MAX_FRAME, LARGE_BODY } from './connection.js';
 export type { ConnectionOptions, ConnectionHandlers } from './connection.js';
 export { Emitter } from './emitter.js';
 export { TopicTrie, checkTopic, checkPattern } from './topics.js';

@@ -519,7 +519,7 @@ export class Router extends Emitter<RouterEvents> {
     this.#holds.delete(key);
     for (const h of hold.msgs) {
       this.#unhold(hold, h);
-      c.connection.write(h.frame);
+      c.connection.write(h.frame, true);
     }
   }
 
@@ -939,7 +939,8 @@ export class Router extends Emitter<RouterEvents> {
   }
 
   #forward(c: Conn, target: Conn, f: Frame): void {
-    target.connection.write(f);
+    // The body is a view into a message this relay received and owns: never changed.
+    target.connection.write(f, true);
     if (this.listens('trace')) this.#trace('forward', f, c.label, target.label);
   }
 

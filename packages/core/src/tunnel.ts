@@ -16,8 +16,16 @@ export type TunnelMode = 'bytes' | 'messages';
 export interface TunnelOptions {
   /** `bytes`: Uint8Array chunks (a byte stream). `messages`: any value, one per write. @default 'bytes' */
   mode?: TunnelMode;
-  /** Bytes this end lets the other send ahead of its reader. @default 262144 */
+  /**
+   * Bytes this end lets the other send ahead of its reader, at first. @default 262144
+   */
   window?: number;
+  /**
+   * Largest window this end grows to while its reader keeps up and the writer keeps running out
+   * of credit; the bound on what a tunnel buffers. Defaults to `window` when `window` is given
+   * (a fixed window), else 4194304.
+   */
+  maxWindow?: number;
   /** Largest data frame; bigger writes are split. @default 65536 */
   chunkSize?: number;
   /** Largest message in `messages` mode (reassembled in memory). @default 16777216 */
@@ -31,6 +39,12 @@ export interface TunnelOpenOptions extends TunnelOptions {
 }
 
 export const DEFAULT_TUNNEL_WINDOW = 256 * 1024;
+export const DEFAULT_TUNNEL_MAX_WINDOW = 4 * 1024 * 1024;
+
+/** TDATA `eom` bits. */
+const EOM = 0x01;
+/** The writer has no credit left after this chunk: it may be held back by the window. */
+const EXHAUSTED = 0x02;
 export const DEFAULT_CHUNK_SIZE = 64 * 1024;
 
 /** How a tunnel reaches the wire; supplied by the Peer. */
@@ -61,7 +75,9 @@ export class Tunnel<T = Uint8Array> {
   #bytesIn = 0;
   #bytesOut = 0;
   readonly #wire: TunnelWire;
-  readonly #window: number;
+  /** The window this end grants now: it grows, up to #maxWindow, while it holds the flow back. */
+  #window: number;
+  readonly #maxWindow: number;
   readonly #chunk: number;
   readonly #maxMessage: number;
   /** Bytes we may still send (granted by the other side). */
@@ -88,11 +104,13 @@ export class Tunnel<T = Uint8Array> {
     this.#wire = wire;
     this.mode = options.mode ?? 'bytes';
     this.#window = options.window ?? DEFAULT_TUNNEL_WINDOW;
+    this.#maxWindow = options.maxWindow ?? (options.window === undefined ? DEFAULT_TUNNEL_MAX_WINDOW : this.#window);
     this.#chunk = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     this.#maxMessage = options.maxMessageBytes ?? 16 * 1024 * 1024;
     if (!(this.#window >= 1024) || !(this.#chunk >= 1) || this.#chunk > 1024 * 1024) {
       throw new RangeError('tunnel window must be at least 1024 bytes and chunkSize between 1 byte and 1 MiB');
     }
+    if (!(this.#maxWindow >= this.#window)) throw new RangeError('tunnel maxWindow must be at least window');
     // The frame limit must never bite: a chunk always fits in one frame with its header.
     this.#chunk = Math.max(1, Math.min(this.#chunk, wire.maxChunk));
     // What we grant at open (sent in TOPEN or TACCEPT).
@@ -131,7 +149,7 @@ export class Tunnel<T = Uint8Array> {
     return this.#bytesOut;
   }
 
-  /** The window this end grants (sent at open). */
+  /** The window this end grants now (sent at open, then grown up to `maxWindow`). */
   get window(): number {
     return this.#window;
   }
@@ -176,18 +194,27 @@ export class Tunnel<T = Uint8Array> {
       return this.#protocolViolation(this.#remoteEnded ? 'data after end of stream' : 'data beyond the granted window');
     }
     this.#bytesIn += size;
+    // The writer ran out of credit while this reader has (almost) nothing unread: the window,
+    // not the reader, holds the flow back. Grow it (as QUIC and yamux receivers do); the next
+    // grant includes the difference.
+    if (f.eom & EXHAUSTED && this.#window < this.#maxWindow && this.#queuedBytes + size <= this.#chunk) {
+      this.#window = Math.min(this.#maxWindow, this.#window * 2);
+    }
+    // The body is a view into a message this end owns. A large chunk is most of its message and
+    // is kept as it is; a small one is copied, so it does not pin the rest of its batch.
+    const body = size * 2 >= f.body.buffer.byteLength ? f.body : f.body.slice();
     if (this.mode === 'bytes') {
-      if (size > 0) this.#push(f.body.slice(), size);
+      if (size > 0) this.#push(body, size);
     } else {
       this.#partBytes += size;
       if (this.#partBytes > this.#maxMessage) {
         this.#protocolViolation(`message larger than ${this.#maxMessage} bytes`);
         return;
       }
-      this.#parts.push(f.body.slice());
+      this.#parts.push(body);
       // A message larger than the window could never complete if its parts held the window:
       // they are bounded by maxMessageBytes instead, and only whole messages count as queued.
-      if (!f.eom) this.#grant();
+      if (!(f.eom & EOM)) this.#grant();
       else {
         const whole = concat(this.#parts, this.#partBytes);
         const bytes = this.#partBytes;
@@ -259,7 +286,8 @@ export class Tunnel<T = Uint8Array> {
       // Bytes mode keeps no message boundaries: every chunk is marked as complete.
       const last = this.mode === 'bytes' || off + n >= bytes.length;
       this.#credit -= n;
-      if (!this.#wire.send('data', { eom: last ? 1 : 0 }, bytes.subarray(off, off + n), flags)) {
+      const eom = (last ? EOM : 0) | (this.#credit === 0 ? EXHAUSTED : 0);
+      if (!this.#wire.send('data', { eom }, bytes.subarray(off, off + n), flags)) {
         throw this.#error ?? new ClosedError('link is down');
       }
       this.#bytesOut += n;
@@ -327,7 +355,8 @@ export class Tunnel<T = Uint8Array> {
   #grant(): void {
     if (this.#state === 'closed' || this.#remoteEnded) return;
     const room = this.#window - this.#queuedBytes - this.#outstanding;
-    if (room >= Math.min(this.#window / 4, this.#chunk)) {
+    // A quarter of the window at a time: each grant is a message through the relay.
+    if (room >= this.#window / 4) {
       this.#outstanding += room;
       this.#wire.send('credit', { bytes: room });
     }

@@ -372,7 +372,7 @@ describe('frames - malformed input gives PROTOCOL with a reason', () => {
   });
 
   it('reserved flag bits', () => {
-    expect(reasonOf(unit([0x04, 0x04, 0x01]))).toBe('reserved flag bits set (0x4)');
+    expect(reasonOf(unit([0x04, 0x08, 0x01]))).toBe('reserved flag bits set (0x8)');
     expect(reasonOf(unit([0x10, 0x81, 0x01]))).toBe('reserved flag bits set (0x81)');
   });
 

@@ -1,4 +1,4 @@
-import { decodeBatch, encodeBatch, type Frame } from '../src/internal.js';
+import { BODY_NEXT, decodeBatch, encodeBatch, type Frame } from '../src/internal.js';
 import {
   CloseCode,
   createPeer,
@@ -84,9 +84,18 @@ export function record<K extends keyof PeerEvents>(peer: Peer, type: K): PeerEve
 
 /** A transport that passes every batch through `tap`, frame by frame. */
 export function tapped(inner: Transport, tap: Tap): Transport {
-  const rewrite = (data: Uint8Array, fn: (f: Frame) => Frame[]): Uint8Array | undefined => {
+  // A frame flagged BODY_NEXT ends its batch and its body is the next message, passed as is.
+  const bodyNext = { in: false, out: false };
+  const rewrite = (data: Uint8Array, fn: (f: Frame) => Frame[], dir: 'in' | 'out'): Uint8Array | undefined => {
+    if (bodyNext[dir]) {
+      bodyNext[dir] = false;
+      return data;
+    }
     const frames: Frame[] = [];
-    decodeBatch(data, Number.MAX_SAFE_INTEGER, (f) => frames.push(...fn(f)));
+    decodeBatch(data, Number.MAX_SAFE_INTEGER, (f) => {
+      if (f.flags & BODY_NEXT) bodyNext[dir] = true;
+      frames.push(...fn(f));
+    });
     return frames.length > 0 ? encodeBatch(frames) : undefined;
   };
   return {
@@ -98,14 +107,14 @@ export function tapped(inner: Transport, tap: Tap): Transport {
     },
     send(data: Uint8Array): boolean {
       if (!tap.out) return inner.send(data);
-      const batch = rewrite(data, tap.out);
+      const batch = rewrite(data, tap.out, 'out');
       return batch ? inner.send(batch) : true;
     },
     listen(h: TransportHandlers): void {
       inner.listen({
         message: (data) => {
           if (!tap.in) return h.message(data);
-          const batch = rewrite(data, tap.in);
+          const batch = rewrite(data, tap.in, 'in');
           if (batch) h.message(batch);
         },
         drain: () => h.drain(),
@@ -127,6 +136,7 @@ export class RawClient {
   closeInfo: CloseInfo | undefined;
   readonly closed: Promise<CloseInfo>;
   readonly transport: Transport;
+  #head: Frame | undefined;
 
   constructor(router: Router) {
     const [client, server] = memoryTransportPair();
@@ -134,7 +144,22 @@ export class RawClient {
     this.transport = client;
     this.closed = new Promise((resolve) =>
       client.listen({
-        message: (d) => decodeBatch(d, Number.MAX_SAFE_INTEGER, (f) => this.frames.push(f)),
+        message: (d) => {
+          // A frame flagged BODY_NEXT gets the next message as its body.
+          const head = this.#head;
+          if (head) {
+            this.#head = undefined;
+            head.body = d;
+            return;
+          }
+          decodeBatch(d, Number.MAX_SAFE_INTEGER, (f) => {
+            this.frames.push(f);
+            if (f.flags & BODY_NEXT) {
+              f.flags &= ~BODY_NEXT;
+              this.#head = f;
+            }
+          });
+        },
         drain: () => {},
         close: (info) => {
           this.closeInfo = info;

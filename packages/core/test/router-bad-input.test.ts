@@ -13,6 +13,7 @@ import { checkName } from '../src/address.js';
 import { ByteWriter } from '../src/codec/bytes.js';
 import { encodeBody } from '../src/codec/body.js';
 import {
+  BODY_NEXT,
   BodyCodec,
   decodeBatch,
   encodeFrame,
@@ -203,13 +204,35 @@ const ANY_STATE: Record<string, Offence> = {
   unknownKind: (rng) => unit([rng.pick(UNKNOWN_KINDS), 0, ...rng.bytes(rng.int(40))]),
   reservedFlags: (rng) => {
     const h = header(rng, rng.pick(ALL_KINDS));
-    h[1] = (rng.int(63) + 1) << 2 | rng.int(4);
+    // Bits 0–1 are the codec and bit 2 is BODY_NEXT; any of bits 3–7 is reserved.
+    h[1] = (rng.int(31) + 1) << 3 | rng.int(8);
     return unit(h);
   },
   bodyOnBodylessKind: (rng) => {
     const h = header(rng, rng.pick(ALL_KINDS.filter((k) => !schemaOf(k).body)));
     h[1] = rng.int(4);
     return unit([...h, ...rng.bytes(1 + rng.int(30))]);
+  },
+  bodyNextOnBodylessKind: (rng) => {
+    const h = header(rng, rng.pick(ALL_KINDS.filter((k) => !schemaOf(k).body)));
+    h[1] = BODY_NEXT | rng.int(4);
+    return unit(h);
+  },
+  bodyNextWithoutCodec: (rng) => {
+    const h = header(rng, rng.pick(ALL_KINDS.filter((k) => schemaOf(k).body)));
+    h[1] = BODY_NEXT;
+    return unit(h);
+  },
+  bodyNextWithBodyBytes: (rng) => {
+    const h = header(rng, rng.pick(ALL_KINDS.filter((k) => schemaOf(k).body)));
+    h[1] = BODY_NEXT | (1 + rng.int(3));
+    return unit([...h, ...rng.bytes(1 + rng.int(30))]);
+  },
+  // A valid head whose body is to be the next message, followed by a frame in the same message.
+  frameAfterBodyNext: (rng) => {
+    const h = header(rng, rng.pick(ALL_KINDS.filter((k) => schemaOf(k).body)));
+    h[1] = BODY_NEXT | (1 + rng.int(3));
+    return unit(h);
   },
   bodyWithoutCodec: (rng) => unit([...header(rng, rng.pick(ALL_KINDS.filter((k) => schemaOf(k).body))), ...rng.bytes(1 + rng.int(30))]),
   invalidUtf8: (rng) => {
@@ -276,12 +299,25 @@ function predict(messages: Uint8Array[]): Outcome {
     if (f.kind === Kind.Bye) return { close: 'bye' };
     return undefined;
   };
+  // A frame flagged BODY_NEXT ends its message; the next message is its body.
+  let head: { f: Frame; size: number } | undefined;
   for (const m of messages) {
     let outcome: Outcome | undefined;
     try {
-      decodeBatch(m, MAX_FRAME, (f) => {
-        outcome ??= step(f);
-      });
+      if (head) {
+        const { f, size } = head;
+        head = undefined;
+        if (size - 4 + m.length > MAX_FRAME) throw new FrameTooLargeError(size - 4 + m.length, MAX_FRAME);
+        if (m.length === 0) throw new ProtocolError('empty message');
+        outcome = step(f);
+      } else {
+        decodeBatch(m, MAX_FRAME, (f, size) => {
+          if (outcome) return;
+          if (head) throw new ProtocolError('a frame follows one whose body is the next message');
+          if (f.flags & BODY_NEXT) head = { f, size };
+          else outcome = step(f);
+        });
+      }
     } catch (err) {
       if (!(err instanceof ProtocolError)) throw err;
       outcome ??= { close: err instanceof FrameTooLargeError ? 'limit' : 'protocol', reason: err.reason };

@@ -10,9 +10,12 @@ import {
   ClosedError,
   createPeer,
   DEFAULT_CHUNK_SIZE,
+  DEFAULT_TUNNEL_MAX_WINDOW,
   DEFAULT_TUNNEL_WINDOW,
   memoryTransportPair,
   NoRouteError,
+  type Transport,
+  type TransportHandlers,
   ProtocolError,
   RemoteError,
   TimeoutError,
@@ -341,7 +344,8 @@ describe('tunnel - flow control', () => {
     expect(net.router.bufferedAmount(bob.id)).toBeLessThanOrEqual(frameOverhead);
     expect(written).toBe(false);
 
-    // 3. Reading drains it all, the write completes, and no read ever held more than a window.
+    // 3. Reading drains it all, the write completes, and no read ever held more than the
+    // window granted at that moment (which may grow once the reader keeps up).
     const reader = theirs.readable.getReader();
     const parts: Uint8Array[] = [];
     let read = 0;
@@ -350,8 +354,8 @@ describe('tunnel - flow control', () => {
       if (done) break;
       parts.push(value);
       read += value.length;
-      expect(theirs.bytesIn - read).toBeLessThanOrEqual(window);
-      expect(t.bytesOut - read).toBeLessThanOrEqual(window);
+      expect(theirs.bytesIn - read).toBeLessThanOrEqual(theirs.window);
+      expect(t.bytesOut - read).toBeLessThanOrEqual(theirs.window);
     }
     await writing;
     expect(written).toBe(true);
@@ -403,6 +407,143 @@ describe('tunnel - flow control', () => {
     const gaps = [...answeredAt, BULK].map((at, i) => at - (i === 0 ? 0 : answeredAt[i - 1]!));
     expect(answeredAt.length).toBeGreaterThanOrEqual(15);
     expect(Math.max(...gaps)).toBeLessThanOrEqual(4 * DEFAULT_TUNNEL_WINDOW);
+  });
+});
+
+/**
+ * A transport whose incoming messages arrive `ms` later (in order): a link with latency, where
+ * a reader that keeps up waits for data and the window, not the reader, limits a transfer.
+ */
+function delayed(inner: Transport, ms: number): Transport {
+  const timers = new Set<ReturnType<typeof setTimeout>>();
+  let closed = false;
+  const later = (fn: () => void): void => {
+    const t = setTimeout(() => {
+      timers.delete(t);
+      fn();
+    }, ms);
+    timers.add(t);
+  };
+  return {
+    get status() {
+      return inner.status;
+    },
+    get bufferedAmount() {
+      return inner.bufferedAmount;
+    },
+    send: (data) => inner.send(data),
+    listen: (h: TransportHandlers) =>
+      inner.listen({
+        message: (data) => later(() => !closed && h.message(data)),
+        drain: () => h.drain(),
+        close: (info) => {
+          closed = true;
+          for (const t of timers) clearTimeout(t);
+          h.close(info);
+        },
+      }),
+    pause: () => inner.pause(),
+    resume: () => inner.resume(),
+    close: (info) => inner.close(info),
+  };
+}
+
+/** alice on the net, and bob on a link whose incoming messages are delayed by 2 ms. */
+async function slowLinkPair(): Promise<{ alice: Peer; bob: Peer }> {
+  const alice = await net.peer({ name: 'alice' });
+  const [client, server] = memoryTransportPair();
+  net.router.accept(server);
+  const bob = await createPeer(delayed(client, 2), { name: 'bob' });
+  net.peers.push(bob);
+  return { alice, bob };
+}
+
+describe('tunnel - window growth', () => {
+  /** Writes `data` in 64 KiB writes and reads it all, returning the largest unread backlog seen. */
+  async function transfer(t: Tunnel, theirs: Tunnel, data: Uint8Array, onRead?: () => void): Promise<{ got: Uint8Array; maxAhead: number }> {
+    const w = t.writable.getWriter();
+    const writing = (async () => {
+      for (let off = 0; off < data.length; off += 65536) await w.write(data.subarray(off, off + 65536));
+      await w.close();
+    })();
+    const parts: Uint8Array[] = [];
+    let read = 0;
+    let maxAhead = 0;
+    for await (const chunk of theirs.readable) {
+      parts.push(chunk);
+      read += chunk.length;
+      // What the writer has sent beyond what was read never exceeds the window granted.
+      maxAhead = Math.max(maxAhead, t.bytesOut - read);
+      expect(t.bytesOut - read).toBeLessThanOrEqual(theirs.window);
+      onRead?.();
+    }
+    await writing;
+    return { got: concat(parts), maxAhead };
+  }
+
+  it('doubles the window while the reader keeps up and the writer runs out of credit, up to maxWindow', async () => {
+    const { alice, bob } = await slowLinkPair();
+    const accepted = accepting(bob, 'bulk');
+    const t = await alice.tunnel('bob', 'bulk', { timeout: 5000 });
+    const theirs = await accepted.nth(1);
+    expect(theirs.window).toBe(DEFAULT_TUNNEL_WINDOW);
+    const windows = new Set<number>();
+    const data = pattern(24 * 1024 * 1024, 11);
+    const { got } = await transfer(t, theirs, data, () => windows.add(theirs.window));
+    expect(same(got, data)).toBe(true);
+    // 256 KiB, 512 KiB, 1 MiB, 2 MiB, 4 MiB: each step a doubling, and never past the maximum.
+    const seen = [...windows].sort((a, b) => a - b);
+    expect(seen.at(-1)).toBe(DEFAULT_TUNNEL_MAX_WINDOW);
+    for (const w of seen) expect(Math.log2(w / DEFAULT_TUNNEL_WINDOW) % 1).toBe(0);
+  });
+
+  it('keeps a window given as an option fixed, unless maxWindow is given too', async () => {
+    const { alice, bob } = await slowLinkPair();
+    const fixed = accepting(bob, 'fixed', { window: 64 * 1024 });
+    const growing = accepting(bob, 'growing', { window: 64 * 1024, maxWindow: 512 * 1024 });
+    const data = pattern(8 * 1024 * 1024, 12);
+
+    const t1 = await alice.tunnel('bob', 'fixed', { timeout: 5000 });
+    const r1 = await transfer(t1, await fixed.nth(1), data);
+    expect(same(r1.got, data)).toBe(true);
+    expect((await fixed.nth(1)).window).toBe(64 * 1024);
+    expect(r1.maxAhead).toBeLessThanOrEqual(64 * 1024);
+
+    const t2 = await alice.tunnel('bob', 'growing', { timeout: 5000 });
+    const r2 = await transfer(t2, await growing.nth(1), data);
+    expect(same(r2.got, data)).toBe(true);
+    expect((await growing.nth(1)).window).toBe(512 * 1024);
+    expect(r2.maxAhead).toBeLessThanOrEqual(512 * 1024);
+  });
+
+  it('does not grow while the reader lags behind: a slow reader keeps the first window', async () => {
+    const { alice, bob } = await slowLinkPair();
+    bob.handle('ping', () => 'pong');
+    const accepted = accepting(bob, 'slow');
+    const t = await alice.tunnel('bob', 'slow', { timeout: 5000 });
+    const theirs = await accepted.nth(1);
+    const w = t.writable.getWriter();
+    const writing = w.write(pattern(4 * 1024 * 1024, 13));
+    writing.catch(() => {});
+    await expect.poll(() => theirs.bytesIn).toBe(DEFAULT_TUNNEL_WINDOW);
+    // Read one chunk at a time, letting the writer refill the window after each: every chunk
+    // arrives to a reader that still has most of a window unread.
+    const reader = theirs.readable.getReader();
+    for (let i = 0; i < 20; i++) {
+      await reader.read();
+      await roundTrip(alice);
+      await roundTrip(alice);
+      expect(theirs.window).toBe(DEFAULT_TUNNEL_WINDOW);
+      expect(t.bytesOut - theirs.bytesIn).toBe(0);
+      expect(theirs.bytesIn - (i + 1) * DEFAULT_CHUNK_SIZE).toBeLessThanOrEqual(DEFAULT_TUNNEL_WINDOW);
+    }
+    t.abort('done');
+  });
+
+  it('refuses a maxWindow smaller than the window', async () => {
+    const { alice, bob } = await pair();
+    accepting(bob, 'x');
+    await expect(alice.tunnel('bob', 'x', { window: 1024 * 1024, maxWindow: 512 * 1024 })).rejects.toThrow(RangeError);
   });
 });
 

@@ -300,13 +300,15 @@ async function main(): Promise<void> {
       // Accepts one tunnel and reads n × size bytes from it.
       const p = await connect(args.url, { name: 'trecv', ...missiveOpts });
       const total = args.n * args.size;
+      // BENCH_TUNNEL_WINDOW fixes the receiving window (bytes) instead of letting it grow, to see what the window costs.
+      const window = process.env.BENCH_TUNNEL_WINDOW ? Number(process.env.BENCH_TUNNEL_WINDOW) : undefined;
       p.onTunnel('bench', async (t) => {
         let got = 0;
         for await (const chunk of t.readable) {
           got += chunk.length;
           if (got >= total) send({ done: true, at: now(), count: got });
         }
-      });
+      }, { window });
       send({ ready: true });
       return;
     }

@@ -107,15 +107,35 @@ const kill = (...ps: Proc[]): void =>
     setTimeout(() => p.child.kill('SIGKILL'), 5000).unref();
   });
 
+/** CPU time (ms, user + system) each process has used so far, from /proc (Linux). */
+function cpuMs(ps: Proc[]): number[] {
+  return ps.map((p) => {
+    try {
+      const f = readFileSync(`/proc/${p.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
+    } catch {
+      return NaN;
+    }
+  });
+}
+
+/** BENCH_CPU=1 prints the CPU each process used during a transfer, per MB moved. */
+function reportCpu(label: string, before: number[], after: number[], mb: number, names: string[]): void {
+  if (!process.env.BENCH_CPU) return;
+  log(`${label}: CPU ms per MB ${names.map((n, i) => `${n} ${((after[i]! - before[i]!) / mb).toFixed(2)}`).join(', ')}`);
+}
+
 async function oneway(impl: Impl, size: number, n = ONEWAY_N): Promise<number> {
-  return withRelay(impl, async (url) => {
+  return withRelay(impl, async (url, relay) => {
     const recv = start({ role: 'recv', impl, url, n });
     await recv.next((m) => m.ready === true);
     const send = start({ role: 'send', impl, url, n, size });
     await send.next((m) => m.ready === true);
+    const cpu0 = cpuMs([send, relay, recv]);
     const t0 = now();
     send.send({ cmd: 'go' });
     const done = (await recv.next((m) => m.done === true)) as { at: number };
+    reportCpu(`${impl} one-way ${size} B`, cpu0, cpuMs([send, relay, recv]), (n * size) / 1e6, ['sender', 'relay', 'receiver']);
     kill(recv, send);
     return n / ((done.at - t0) / 1000);
   });
@@ -126,14 +146,16 @@ async function tunnelRate(impl: Impl): Promise<number> {
   const n = TUNNEL_CHUNKS;
   const size = 64 * 1024;
   if (impl === 'raw') return (await oneway('raw', size, n)) * size;
-  return withRelay('missive', async (url) => {
+  return withRelay('missive', async (url, relay) => {
     const recv = start({ role: 'trecv', impl, url, n, size });
     await recv.next((m) => m.ready === true);
     const snd = start({ role: 'tsend', impl, url, n, size });
     await snd.next((m) => m.ready === true);
+    const cpu0 = cpuMs([snd, relay, recv]);
     const t0 = now();
     snd.send({ cmd: 'go' });
     const done = (await recv.next((m) => m.done === true)) as { at: number };
+    reportCpu('missive tunnel', cpu0, cpuMs([snd, relay, recv]), (n * size) / 1e6, ['sender', 'relay', 'receiver']);
     kill(recv, snd);
     return (n * size) / ((done.at - t0) / 1000);
   });

@@ -102,6 +102,12 @@ export type FrameOf<K extends Kind> = { kind: K; flags: number; body: Uint8Array
 export type Frame = { [K in Kind]: FrameOf<K> }[Kind];
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Frame flag: this frame's body is the whole of the next transport message (large bodies are
+ * sent that way, so that no one copies them into or out of a batch). Such a frame ends its batch.
+ */
+export const BODY_NEXT = 0x04;
 export { EMPTY as EMPTY_BODY };
 
 const kindNames = new Map<number, KindName>(Object.entries(Kind).map(([k, v]) => [v, k as KindName]));
@@ -122,8 +128,24 @@ export function frame<K extends Kind>(
 
 /** Appends one frame (without the batch length prefix) to `w`. */
 export function writeFrame(w: ByteWriter, f: Frame): void {
+  writeFrameHead(w, f);
+  if (f.body.length > 0) w.bytes(f.body);
+}
+
+/**
+ * Appends `[u32 length][frame without its body]` with the `BODY_NEXT` flag set: the body is to
+ * be sent as the next transport message, whole, and this must be the last frame of its batch.
+ */
+export function writeFramedHead(w: ByteWriter, f: Frame): void {
+  const at = w.pos;
+  w.u32(0);
+  writeFrameHead(w, f, f.flags | BODY_NEXT);
+  w.setU32(at, w.pos - at - 4);
+}
+
+function writeFrameHead(w: ByteWriter, f: Frame, flags = f.flags): void {
   w.u8(f.kind);
-  w.u8(f.flags);
+  w.u8(flags);
   // The kinds on the hot path are written field by field (same order as `schemas`); the rest
   // go through the schema table.
   switch (f.kind) {
@@ -169,7 +191,6 @@ export function writeFrame(w: ByteWriter, f: Frame): void {
     default:
       writeFields(w, f);
   }
-  if (f.body.length > 0) w.bytes(f.body);
 }
 
 function writeFields(w: ByteWriter, f: Frame): void {
@@ -198,7 +219,7 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Frame 
   const flags = buf[start + 1]!;
   const schema: Schema | undefined = (schemas as Record<number, Schema>)[kind];
   if (schema === undefined) throw new ProtocolError(`unknown frame kind 0x${kind.toString(16)}`);
-  if ((flags & ~0x03) !== 0) throw new ProtocolError(`reserved flag bits set (0x${flags.toString(16)})`);
+  if ((flags & ~0x07) !== 0) throw new ProtocolError(`reserved flag bits set (0x${flags.toString(16)})`);
   const r = new ByteReader(buf, start + 2, end);
   let out: Frame;
   // Hot kinds build their object in one literal (one hidden class per kind); fields are read in
@@ -244,7 +265,12 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Frame 
       out = o as Frame;
     }
   }
-  if (r.pos < end) {
+  if (flags & BODY_NEXT) {
+    // The body comes as the next message; the Connection joins them.
+    if (!schema.body) throw new ProtocolError(`${kindName(kind)} frame carries a body`);
+    if ((flags & 0x03) === BodyCodec.None) throw new ProtocolError(`${kindName(kind)} body without a codec`);
+    if (r.pos < end) throw new ProtocolError(`${kindName(kind)} frame has BODY_NEXT and body bytes`);
+  } else if (r.pos < end) {
     if (!schema.body) throw new ProtocolError(`${kindName(kind)} frame carries a body`);
     if ((flags & 0x03) === BodyCodec.None) throw new ProtocolError(`${kindName(kind)} body without a codec`);
     out.body = buf.subarray(r.pos, end);

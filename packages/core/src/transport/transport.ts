@@ -34,6 +34,12 @@ export interface Transport {
    * (the message is still queued). Throws ClosedError if the transport is not open.
    */
   send(data: Uint8Array): boolean;
+  /**
+   * True when `send` has copied `data` by the time it returns (a client WebSocket does while
+   * masking; a browser WebSocket always does), so the caller may change it afterwards. A large
+   * message body that is not known to stay unchanged is copied before `send` otherwise.
+   */
+  readonly copiesOnSend?: boolean;
   /** Starts delivery to `handlers`. Messages that arrived earlier are delivered first. Call once. */
   listen(handlers: TransportHandlers): void;
   /** Stops delivering incoming messages (they stay queued, so the sender sees backpressure). */
