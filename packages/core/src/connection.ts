@@ -103,7 +103,10 @@ export class Connection<O = unknown> {
     // The owner may close the connection while handling a frame (a protocol breach): the rest
     // of that message is not delivered.
     if (this.#closed) return;
-    if (this.#head !== undefined) throw new ProtocolError('a frame follows one whose body is the next message');
+    if (this.#head !== undefined) {
+      this.#head = undefined;
+      throw new ProtocolError('a frame follows one whose body is the next message');
+    }
     if (f.flags & BODY_NEXT) {
       f.flags &= ~BODY_NEXT;
       this.#head = f;
@@ -207,9 +210,14 @@ export class Connection<O = unknown> {
       this.#counters.framesOut[f.kind]!++;
       this.#counters.bytesOut[f.kind]! += w.pos - at + f.body.length;
     }
-    this.flush();
     const t = this.transport;
-    t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
+    t.cork?.();
+    try {
+      this.flush();
+      t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
+    } finally {
+      t.uncork?.();
+    }
   }
 
   #afterWrite(): void {

@@ -529,7 +529,11 @@ export class Peer extends Emitter<PeerEvents> {
     if (this.#outboxSize >= this.#opts.outboxCapacity) {
       throw new LimitError(`outbox full (${this.#opts.outboxCapacity} unacknowledged messages)`);
     }
-    const { bytes, codec } = encodeBody(body, this.#codec);
+    const encoded = encodeBody(body, this.#codec);
+    // The outbox keeps its own copy of a Uint8Array body: it may be sent again (after a LIMIT
+    // nack or a reconnect) after the caller has reused its buffer.
+    const bytes = encoded.bytes === body ? encoded.bytes.slice() : encoded.bytes;
+    const codec = encoded.codec;
     const dest = splitAddress(to).name;
     const seq = (this.#seqs.get(dest) ?? 0) + 1;
     this.#seqs.set(dest, seq);
@@ -579,7 +583,8 @@ export class Peer extends Emitter<PeerEvents> {
       this.#refOf.set(e, ref);
       this.#msgRefs.set(ref, e);
     }
-    this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags));
+    // Outbox bodies are the outbox's own (copied at send, or read back from a store): stable.
+    this.#conn.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.#origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags), true);
     if (this.listens('trace')) this.emit('trace', { type: 'send', kind: 'Msg', id: e.id, to: e.to, size: e.body.length, at: Date.now() });
   }
 
@@ -797,8 +802,10 @@ export class Peer extends Emitter<PeerEvents> {
     }
     let encoded: ReturnType<typeof encodeBody>;
     try {
-      // A retried request keeps its own copy of the body; others are written out at once.
+      // A retried request keeps its own copy of the body (it may be written again after the
+      // caller has reused a Uint8Array); others are written out at once.
       encoded = encodeBody(body, this.#codec, !retry);
+      if (retry && encoded.bytes === body) encoded = { bytes: encoded.bytes.slice(), codec: encoded.codec };
     } catch (err) {
       return Promise.reject(err);
     }

@@ -21,7 +21,7 @@ import {
   type Frame,
   type FrameOf,
 } from './codec/frames.js';
-import { Connection, DEFAULT_MAX_FRAME, type ConnectionHandlers } from './connection.js';
+import { Connection, DEFAULT_MAX_FRAME, LARGE_BODY, type ConnectionHandlers } from './connection.js';
 import { Emitter } from './emitter.js';
 import { ErrorCode, ProtocolError, type ErrorCode as Code } from './errors.js';
 import { checkPattern, checkTopic, matchTopic, TopicTrie } from './topics.js';
@@ -945,9 +945,11 @@ export class Router extends Emitter<RouterEvents> {
   }
 
   #fanOut(c: Conn, targets: Iterable<Conn>, f: Frame, to: string): void {
-    // Encoded once; each subscriber's batch gets a copy of the same bytes.
+    // Encoded once; each subscriber's batch gets a copy of the same bytes. A large body is not
+    // copied at all: each subscriber gets the head, then the same received body (BODY_NEXT).
+    const large = f.body.length >= LARGE_BODY;
     const w = this.#fanout;
-    writeFramed(w, f);
+    if (!large) writeFramed(w, f);
     const unit = w.buf.subarray(0, w.pos);
     let n = 0;
     for (const t of targets) {
@@ -955,7 +957,8 @@ export class Router extends Emitter<RouterEvents> {
         this.#drop(c, f, t.label, 'SLOW_CONSUMER');
         continue;
       }
-      t.connection.writeEncoded(unit);
+      if (large) t.connection.write(f, true);
+      else t.connection.writeEncoded(unit);
       n++;
     }
     w.pos = 0;

@@ -3,6 +3,7 @@
  * NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`) when unreachable.
  */
 import { ClosedError, createPeer, type Peer, type PeerOptions, type Transport } from '@missive/core';
+import { randomBytes } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import WebSocket from 'ws';
 import { wsTransport } from './ws-transport.js';
@@ -25,7 +26,7 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
 
 /** A ws transport to `url`, or ClosedError (with the socket error as cause) if unreachable. */
 async function openSocket(url: string, timeout: number, tls: ConnectOptions['tls']): Promise<Transport> {
-  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, maxPayload: 0, ...tls });
+  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, maxPayload: 0, generateMask, ...tls });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       ws.off('open', onOpen);
@@ -38,5 +39,26 @@ async function openSocket(url: string, timeout: number, tls: ConnectOptions['tls
     ws.once('error', onError);
     ws.once('open', onOpen);
   });
-  return wsTransport(ws);
+  // No compression and never an all-zero mask: ws copies every message while masking it.
+  return wsTransport(ws, { copiesOnSend: true });
+}
+
+/** Random bytes drawn ahead, as ws does itself, for the masks. */
+let maskPool = Buffer.alloc(0);
+let maskAt = 0;
+
+/**
+ * Fills a WebSocket frame mask with random bytes, never all zero: ws sends a frame with a zero
+ * mask without copying it, and `copiesOnSend` relies on that copy.
+ */
+function generateMask(mask: Buffer): void {
+  if (maskAt + 4 > maskPool.length) {
+    maskPool = randomBytes(8192);
+    maskAt = 0;
+  }
+  mask[0] = maskPool[maskAt++]!;
+  mask[1] = maskPool[maskAt++]!;
+  mask[2] = maskPool[maskAt++]!;
+  mask[3] = maskPool[maskAt++]!;
+  if ((mask[0] | mask[1] | mask[2] | mask[3]) === 0) mask[0] = 1;
 }

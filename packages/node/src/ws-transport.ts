@@ -12,11 +12,18 @@ export interface WsTransportOptions {
    * @default 1048576
    */
   highWaterMark?: number;
+  /**
+   * Declares that `ws.send` copies what it is given before it returns, so a large body may be
+   * handed over without a copy of our own. True only for a client socket without compression
+   * whose masks are never all zero (ws skips the masking copy for a zero mask), which is what
+   * `connect` opens. @default false
+   */
+  copiesOnSend?: boolean;
 }
 
 /** Wraps an open `ws` WebSocket as a Transport. */
 export function wsTransport(socket: WebSocket, options: WsTransportOptions = {}): Transport {
-  return new WsTransport(socket, options.highWaterMark ?? 1024 * 1024);
+  return new WsTransport(socket, options.highWaterMark ?? 1024 * 1024, options.copiesOnSend === true);
 }
 
 const OWNER = Symbol('missive.transport');
@@ -31,11 +38,6 @@ function onClose(this: WebSocket, code: number, reason: Buffer): void {
   (this as Owned)[OWNER].onClose(code, reason);
 }
 
-function uncork(t: WsTransport, socket: Socket): void {
-  t.uncorked();
-  socket.uncork();
-}
-
 class WsTransport implements Transport {
   readonly #ws: WebSocket;
   readonly #hwm: number;
@@ -46,13 +48,11 @@ class WsTransport implements Transport {
   #pending = 0;
   #wantDrain = false;
   #closing = false;
-  #corked = false;
-  /** A client socket masks what it sends into a copy before `send` returns; a server's does not. */
   readonly copiesOnSend: boolean;
 
-  constructor(ws: WebSocket, hwm: number) {
+  constructor(ws: WebSocket, hwm: number, copiesOnSend: boolean) {
     this.#ws = ws;
-    this.copiesOnSend = (ws as unknown as { _isServer?: boolean })._isServer === false;
+    this.copiesOnSend = copiesOnSend;
     this.#hwm = hwm;
     ws.binaryType = 'nodebuffer';
     // One set of listener functions for every socket (`this` is the socket): a relay holds
@@ -100,7 +100,6 @@ class WsTransport implements Transport {
     if (this.status !== 'open') throw new ClosedError('websocket is not open');
     const n = data.length;
     this.#pending += n;
-    this.#cork();
     this.#ws.send(data, { binary: true }, () => {
       this.#pending -= n;
       if (this.#wantDrain && this.#pending <= this.#hwm) {
@@ -115,22 +114,13 @@ class WsTransport implements Transport {
     return true;
   }
 
-  /**
-   * Messages sent in the same tick (a batch, then a large body sent as its own message) leave
-   * in one write: on this machine class a loopback write costs tens of microseconds.
-   */
-  #cork(): void {
-    if (this.#corked) return;
-    const socket = (this.#ws as unknown as { _socket?: Socket | null })._socket;
-    if (!socket) return;
-    this.#corked = true;
-    socket.cork();
-    process.nextTick(uncork, this, socket);
+  /** Holds writes back until `uncork`, so that a batch and the large body after it leave in one write. */
+  cork(): void {
+    (this.#ws as unknown as { _socket?: Socket | null })._socket?.cork();
   }
 
-  /** @internal */
-  uncorked(): void {
-    this.#corked = false;
+  uncork(): void {
+    (this.#ws as unknown as { _socket?: Socket | null })._socket?.uncork();
   }
 
   listen(handlers: TransportHandlers): void {

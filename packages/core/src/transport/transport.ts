@@ -40,6 +40,12 @@ export interface Transport {
    * message body that is not known to stay unchanged is copied before `send` otherwise.
    */
   readonly copiesOnSend?: boolean;
+  /**
+   * Optional: hold what `send` writes until `uncork`, so that several messages leave in one
+   * write (a socket's cork). Used around a batch and the large body sent after it.
+   */
+  cork?(): void;
+  uncork?(): void;
   /** Starts delivery to `handlers`. Messages that arrived earlier are delivered first. Call once. */
   listen(handlers: TransportHandlers): void;
   /** Stops delivering incoming messages (they stay queued, so the sender sees backpressure). */
