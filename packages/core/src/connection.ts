@@ -235,6 +235,15 @@ export class Connection<O = unknown> {
   flush(): void {
     const w = this.#w;
     if (w === undefined || w.pos === 0 || !this.open) return;
+    const t = this.transport;
+    if (t.copiesOnSend === true) {
+      // The transport copies before `send` returns: hand it the batch buffer itself, then reuse it.
+      this.#w = undefined;
+      t.send(w.buf.subarray(0, w.pos));
+      w.pos = 0;
+      giveWriter(w);
+      return;
+    }
     const data = w.take();
     this.#w = undefined;
     giveWriter(w);

@@ -66,14 +66,18 @@ function same(a: Uint8Array, b: Uint8Array): boolean {
 interface Wire {
   sent: Uint8Array[];
   received: Uint8Array[];
+  /** With `copiesOnSend`: for each recorded copy, the very object `send` was given. */
+  given: Map<Uint8Array, Uint8Array>;
 }
 
 /**
- * Wraps a memory transport end: records both directions (the very objects passed, no copy) and
- * optionally declares `copiesOnSend` (a declaration only: the memory transport never copies).
+ * Wraps a memory transport end and records both directions. Without `copiesOnSend` it records
+ * and passes on the very objects. With it, it keeps its word as a real transport does: it copies
+ * what `send` is given before returning (the caller may reuse the buffer), records and passes on
+ * the copy, and remembers in `given` which object it was given.
  */
 function recording(inner: Transport, copiesOnSend?: boolean): Transport & { wire: Wire } {
-  const wire: Wire = { sent: [], received: [] };
+  const wire: Wire = { sent: [], received: [], given: new Map() };
   return {
     wire,
     ...(copiesOnSend === undefined ? {} : { copiesOnSend }),
@@ -84,8 +88,14 @@ function recording(inner: Transport, copiesOnSend?: boolean): Transport & { wire
       return inner.bufferedAmount;
     },
     send(data: Uint8Array): boolean {
-      wire.sent.push(data);
-      return inner.send(data);
+      if (copiesOnSend !== true) {
+        wire.sent.push(data);
+        return inner.send(data);
+      }
+      const copy = data.slice();
+      wire.given.set(copy, data);
+      wire.sent.push(copy);
+      return inner.send(copy);
     },
     listen(h: TransportHandlers): void {
       inner.listen({
@@ -408,7 +418,7 @@ describe('large frames: the sender keeps its buffer', () => {
     const pReply = plain.request<Uint8Array>('bob/echo', pReq, { timeout: 5000 });
 
     const bodiesOf = (wire: Wire): Uint8Array[] => parseWire(wire.sent).filter((w) => w.bodyNext).map((w) => w.bodyMessage!);
-    const copierBodies = bodiesOf(cw);
+    const copierBodies = bodiesOf(cw).map((copy) => cw.given.get(copy)!);
     expect(copierBodies).toHaveLength(3);
     copierBodies.forEach((sent, i) => {
       const view = [cPub, cSend, cReq][i]!;
