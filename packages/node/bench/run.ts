@@ -178,13 +178,20 @@ async function durable(store: string): Promise<number> {
 }
 
 async function reqrep(impl: Impl, concurrency: number): Promise<{ rps: number; p50: number; p99: number }> {
-  return withRelay(impl, async (url) => {
+  return withRelay(impl, async (url, relay) => {
     const responder = start({ role: 'responder', impl, url });
     await responder.next((m) => m.ready === true);
     const requester = start({ role: 'requester', impl, url, concurrency, duration: REQ_MS, size: 64 });
     await requester.next((m) => m.ready === true);
+    const cpu0 = cpuMs([requester, relay, responder]);
     requester.send({ cmd: 'go' });
     const { result } = (await requester.next((m) => 'result' in m)) as { result: { rps: number; p50: number; p99: number } };
+    if (process.env.BENCH_CPU) {
+      // Per request, in µs: the run lasts REQ_MS after a 200-request warm-up.
+      const n = result.rps * (REQ_MS / 1000) + 200;
+      const d = cpuMs([requester, relay, responder]).map((v, i) => (((v - cpu0[i]!) * 1000) / n).toFixed(0));
+      log(`${impl} request/reply c=${concurrency}: CPU µs per request requester ${d[0]}, relay ${d[1]}, responder ${d[2]}`);
+    }
     kill(responder, requester);
     return result;
   });
