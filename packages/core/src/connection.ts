@@ -214,7 +214,8 @@ export class Connection<O = unknown> {
     t.cork?.();
     try {
       this.flush();
-      t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
+      // The batch's send may have closed the transport (an error): the body then stays here.
+      if (t.status === 'open') t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
     } finally {
       t.uncork?.();
     }
