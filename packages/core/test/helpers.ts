@@ -84,18 +84,22 @@ export function record<K extends keyof PeerEvents>(peer: Peer, type: K): PeerEve
 
 /** A transport that passes every batch through `tap`, frame by frame. */
 export function tapped(inner: Transport, tap: Tap): Transport {
-  // A frame flagged BODY_NEXT ends its batch and its body is the next message, passed as is.
-  const bodyNext = { in: false, out: false };
+  // A frame flagged BODY_NEXT ends its batch and its body is the next message: passed as is if
+  // the tap kept the head (as the last frame), dropped with it otherwise.
+  const bodyNext = { in: undefined as boolean | undefined, out: undefined as boolean | undefined };
   const rewrite = (data: Uint8Array, fn: (f: Frame) => Frame[], dir: 'in' | 'out'): Uint8Array | undefined => {
-    if (bodyNext[dir]) {
-      bodyNext[dir] = false;
-      return data;
+    const pending = bodyNext[dir];
+    if (pending !== undefined) {
+      bodyNext[dir] = undefined;
+      return pending ? data : undefined;
     }
     const frames: Frame[] = [];
+    let head = false;
     decodeBatch(data, Number.MAX_SAFE_INTEGER, (f) => {
-      if (f.flags & BODY_NEXT) bodyNext[dir] = true;
+      if (f.flags & BODY_NEXT) head = true;
       frames.push(...fn(f));
     });
+    if (head) bodyNext[dir] = frames.length > 0 && (frames.at(-1)!.flags & BODY_NEXT) !== 0;
     return frames.length > 0 ? encodeBatch(frames) : undefined;
   };
   return {
