@@ -540,6 +540,36 @@ describe('tunnel - window growth', () => {
     t.abort('done');
   });
 
+  it('a reader that stops after its window grew holds at most maxWindow; so does the relay', async () => {
+    const { alice, bob } = await slowLinkPair();
+    bob.handle('ping', () => 'pong');
+    const maxWindow = 1024 * 1024;
+    const accepted = accepting(bob, 'grow-then-stop', { maxWindow });
+    const t = await alice.tunnel('bob', 'grow-then-stop', { timeout: 5000 });
+    const theirs = await accepted.nth(1);
+    const w = t.writable.getWriter();
+    const writing = (async () => {
+      for (let i = 0; i < 256; i++) await w.write(pattern(65536, 100 + i));
+    })();
+    writing.catch(() => {});
+    // Read until the window has grown to its maximum, then stop reading.
+    const reader = theirs.readable.getReader();
+    let read = 0;
+    while (theirs.window < maxWindow) read += (await reader.read()).value!.length;
+    // The writer runs on until its credit is spent: up to a window ahead (credit is granted a
+    // quarter window at a time, so at least three quarters).
+    await expect.poll(() => t.bytesOut - read, { timeout: 5000 }).toBeGreaterThanOrEqual((maxWindow * 3) / 4);
+    await roundTrip(alice);
+    await roundTrip(alice);
+    const ahead = t.bytesOut - read;
+    expect(ahead).toBeLessThanOrEqual(maxWindow);
+    await roundTrip(alice);
+    expect(t.bytesOut - read).toBe(ahead);
+    expect(theirs.bytesIn - read).toBeLessThanOrEqual(maxWindow);
+    expect(net.router.bufferedAmount(bob.id)).toBeLessThanOrEqual(maxWindow + 64 * 16);
+    t.abort('done');
+  });
+
   it('refuses a maxWindow smaller than the window', async () => {
     const { alice, bob } = await pair();
     accepting(bob, 'x');
