@@ -62,6 +62,7 @@ export class Connection<O = unknown> {
   #w: ByteWriter | undefined;
   #scheduled = false;
   #closed = false;
+  #congested = false;
   /** A frame that arrived with BODY_NEXT, waiting for its body (the next message). */
   #head: Frame | undefined;
   #headSize = 0;
@@ -136,7 +137,13 @@ export class Connection<O = unknown> {
 
   /** @internal Transport callback. */
   drained(): void {
+    this.#congested = false;
     this.#handlers.drain(this);
+  }
+
+  /** The transport's last `send` returned false (over its high-water mark) and it has not drained yet. */
+  get congested(): boolean {
+    return this.#congested;
   }
 
   /** @internal Transport callback: the transport closed, from either end. */
@@ -215,7 +222,7 @@ export class Connection<O = unknown> {
     try {
       this.flush();
       // The batch's send may have closed the transport (an error): the body then stays here.
-      if (t.status === 'open') t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
+      if (t.status === 'open' && !t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice())) this.#congested = true;
     } finally {
       t.uncork?.();
     }
@@ -240,7 +247,7 @@ export class Connection<O = unknown> {
     if (t.copiesOnSend === true) {
       // The transport copies before `send` returns: hand it the batch buffer itself, then reuse it.
       this.#w = undefined;
-      t.send(w.buf.subarray(0, w.pos));
+      if (!t.send(w.buf.subarray(0, w.pos))) this.#congested = true;
       w.pos = 0;
       giveWriter(w);
       return;
@@ -248,7 +255,7 @@ export class Connection<O = unknown> {
     const data = w.take();
     this.#w = undefined;
     giveWriter(w);
-    this.transport.send(data);
+    if (!t.send(data)) this.#congested = true;
   }
 
 }

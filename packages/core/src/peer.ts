@@ -392,7 +392,10 @@ export class Peer extends Emitter<PeerEvents> {
     link.attach({
       frame: (f) => this.#onFrame(f),
       protocolError: (err) => this.#protocolError(err),
-      drain: () => this.emit('drain', undefined),
+      drain: () => {
+        for (const t of this.#tunnels.values()) t.onDrain();
+        this.emit('drain', undefined);
+      },
       close: (info, bye) => this.#onLinkClose(link.conn, info, bye),
     });
     for (const [key, reg] of this.#regs) this.#sendRegistration(key, reg);
@@ -978,6 +981,7 @@ export class Peer extends Emitter<PeerEvents> {
       // Room for a TDATA header (two names of at most 128 characters, tid, dir, eom) in the
       // smaller of the relay's frame limit and what this link accepts (the other end's is the same).
       maxChunk: Math.min(this.#maxFrame, this.#conn.maxFrameBytes) - 1024,
+      congested: () => this.#conn.congested,
       send: (kind, fields, body, flags) => {
         if (!this.connected) return false;
         const to = remote;

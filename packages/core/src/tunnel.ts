@@ -54,6 +54,11 @@ export interface TunnelWire {
   codec: BodyCodec;
   /** Largest data payload the link carries in one frame (the frame limit less header room). */
   maxChunk: number;
+  /**
+   * Whether the link's transport is over its high-water mark: the writer then waits for
+   * `onDrain`, so that a tunnel never queues more than that ahead of other traffic.
+   */
+  congested(): boolean;
   /** Called once when the tunnel is finished, to forget it. */
   done(): void;
 }
@@ -83,6 +88,8 @@ export class Tunnel<T = Uint8Array> {
   /** Bytes we may still send (granted by the other side). */
   #credit = 0;
   #creditWaiters: (() => void)[] = [];
+  /** Writers waiting for the link to drain. */
+  #drainWaiters: (() => void)[] = [];
   /** Bytes we granted the other side that have not arrived yet. */
   #outstanding = 0;
   readonly #queue: Queued[] = [];
@@ -231,6 +238,11 @@ export class Tunnel<T = Uint8Array> {
     }
   }
 
+  /** @internal The link's transport drained. */
+  onDrain(): void {
+    for (const w of this.#drainWaiters.splice(0)) w();
+  }
+
   /** @internal */
   onCredit(bytes: number): void {
     this.#addCredit(bytes);
@@ -281,6 +293,9 @@ export class Tunnel<T = Uint8Array> {
       // Sends what the credit allows (at most a chunk): waiting for a whole chunk's credit
       // would never end when the other side's window is smaller than a chunk.
       if (off < bytes.length && this.#credit <= 0) await this.#awaitCredit();
+      // Credit bounds what waits at the reader; the link's high-water mark bounds what waits in
+      // the socket ahead of other traffic (a window may be megabytes).
+      while (!this.#error && this.#wire.congested()) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
       if (this.#error) throw this.#error;
       const n = Math.min(this.#chunk, bytes.length - off, this.#credit);
       // Bytes mode keeps no message boundaries: every chunk is marked as complete.
@@ -384,6 +399,7 @@ export class Tunnel<T = Uint8Array> {
     this.#error = err;
     this.#graceful = graceful;
     for (const w of this.#creditWaiters.splice(0)) w();
+    for (const w of this.#drainWaiters.splice(0)) w();
     // The writable fails: no more writes. The readable: on a graceful close, what arrived can
     // still be read to its end; otherwise it fails at once.
     try {

@@ -362,6 +362,41 @@ describe('tunnel - flow control', () => {
     expect(same(concat(parts), data)).toBe(true);
   });
 
+  it('a writer whose link is over its high-water mark waits for it to drain, whatever its credit: a request is never behind a whole window', async () => {
+    // alice's transport is ours, to stop the relay reading it (a full socket towards the relay).
+    const [client, server] = memoryTransportPair();
+    net.router.accept(server);
+    const alice = await createPeer(client, { name: 'alice' });
+    net.peers.push(alice);
+    const bob = await net.peer({ name: 'bob' });
+    bob.handle('ping', () => 'pong');
+    const window = 8 * 1024 * 1024;
+    const accepted = accepting(bob, 'bulk', { window });
+    const t = await alice.tunnel('bob', 'bulk', { timeout: 5000 });
+    const theirs = await accepted.nth(1);
+    const data = pattern(window, 21);
+    const reading = readAll(theirs.readable);
+
+    server.pause();
+    const w = t.writable.getWriter();
+    const writing = (async () => {
+      for (let off = 0; off < data.length; off += 65536) await w.write(data.subarray(off, off + 65536));
+      await w.close();
+    })();
+    // The credit would let alice queue all 8 MiB; the link's high-water mark (1 MiB) stops her.
+    await expect.poll(() => client.bufferedAmount).toBeGreaterThan(1024 * 1024);
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    const hwm = 1024 * 1024;
+    expect(t.bytesOut).toBeLessThanOrEqual(hwm + 65536);
+    expect(client.bufferedAmount).toBeLessThanOrEqual(hwm + 65536 + 1024);
+    // A request made now waits behind at most that, and answers once the link moves.
+    const reply = alice.request('bob/ping', undefined, { timeout: 5000 });
+    server.resume();
+    await expect(reply).resolves.toBe('pong');
+    await writing;
+    expect(same(await reading, data)).toBe(true);
+  });
+
   it('a bulk transfer, 20 other tunnels and requests share one link: all complete in order, and requests answer throughout', async () => {
     const { alice, bob } = await pair();
     bob.handle<number, number>('ping', (n) => n);
