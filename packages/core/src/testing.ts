@@ -1,6 +1,7 @@
 /**
- * @missive/core/testing — the transport compliance suite. Every Transport (memory, ws, WebRTC)
- * runs it in a few lines:
+ * @missive/core/testing — the transport compliance suite, and the deterministic data helpers
+ * missive's own tests share (a seeded generator, byte patterns). Every Transport (memory, ws,
+ * WebRTC) runs the suite in a few lines:
  *
  * ```ts
  * import { describe, it } from 'vitest';
@@ -64,13 +65,50 @@ function check(cond: boolean, message: string): void {
   if (!cond) throw new Error(`transport compliance: ${message}`);
 }
 
-function bytes(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
-  return b;
+/** mulberry32: a small seeded generator, so a failing random input can be replayed from its seed. */
+export class Rng {
+  #a: number;
+  constructor(seed: number) {
+    this.#a = seed >>> 0;
+  }
+  /** A uniform float in [0, 1). */
+  next(): number {
+    this.#a = (this.#a + 0x6d2b79f5) >>> 0;
+    let t = this.#a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+  /** An integer in [0, n). */
+  int(n: number): number {
+    return Math.floor(this.next() * n);
+  }
+  chance(p: number): boolean {
+    return this.next() < p;
+  }
+  pick<T>(items: readonly T[]): T {
+    return items[this.int(items.length)]!;
+  }
+  bytes(n: number): Uint8Array {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i++) out[i] = this.int(256);
+    return out;
+  }
 }
 
-function same(x: Uint8Array, y: Uint8Array): boolean {
+/** `n` bytes of a deterministic sequence that differs by `seed` and by position. */
+export function pattern(n: number, seed = 0): Uint8Array {
+  const out = new Uint8Array(n);
+  let x = (seed * 2654435761 + 1) >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[i] = x >>> 24;
+  }
+  return out;
+}
+
+/** Byte-for-byte equality, as a boolean: a failing assertion does not print megabytes. */
+export function sameBytes(x: Uint8Array, y: Uint8Array): boolean {
   if (x.length !== y.length) return false;
   for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) return false;
   return true;
@@ -101,31 +139,31 @@ export function transportCompliance(name: string, api: SuiteApi, open: () => Pro
     api.it('delivers messages whole, in order, both ways', withPair(async ({ a, b }, ra, rb) => {
       listen(a, ra);
       listen(b, rb);
-      for (let i = 0; i < 200; i++) a.send(bytes(1 + (i % 50), i));
-      for (let i = 0; i < 50; i++) b.send(bytes(10, 1000 + i));
+      for (let i = 0; i < 200; i++) a.send(pattern(1 + (i % 50), i));
+      for (let i = 0; i < 50; i++) b.send(pattern(10, 1000 + i));
       await rb.until(() => rb.messages.length === 200, '200 messages at b');
       await ra.until(() => ra.messages.length === 50, '50 messages at a');
-      for (let i = 0; i < 200; i++) check(same(rb.messages[i]!, bytes(1 + (i % 50), i)), `message ${i} differs or is out of order`);
-      for (let i = 0; i < 50; i++) check(same(ra.messages[i]!, bytes(10, 1000 + i)), `reply ${i} differs`);
+      for (let i = 0; i < 200; i++) check(sameBytes(rb.messages[i]!, pattern(1 + (i % 50), i)), `message ${i} differs or is out of order`);
+      for (let i = 0; i < 50; i++) check(sameBytes(ra.messages[i]!, pattern(10, 1000 + i)), `reply ${i} differs`);
     }));
 
     api.it('carries a 1 MiB message intact', withPair(async ({ a, b }, ra, rb) => {
       listen(a, ra);
       listen(b, rb);
-      const big = bytes(1024 * 1024, 7);
+      const big = pattern(1024 * 1024, 7);
       a.send(big.slice());
       await rb.until(() => rb.messages.length === 1, 'the large message');
-      check(same(rb.messages[0]!, big), '1 MiB message corrupted');
+      check(sameBytes(rb.messages[0]!, big), '1 MiB message corrupted');
     }));
 
     api.it('delivers messages sent before the receiver listens', withPair(async ({ a, b }, ra, rb) => {
       listen(a, ra);
-      a.send(bytes(5, 1));
-      a.send(bytes(5, 2));
+      a.send(pattern(5, 1));
+      a.send(pattern(5, 2));
       await new Promise((r) => setTimeout(r, 20));
       listen(b, rb);
       await rb.until(() => rb.messages.length === 2, 'queued messages');
-      check(same(rb.messages[0]!, bytes(5, 1)) && same(rb.messages[1]!, bytes(5, 2)), 'queued messages wrong');
+      check(sameBytes(rb.messages[0]!, pattern(5, 1)) && sameBytes(rb.messages[1]!, pattern(5, 2)), 'queued messages wrong');
     }));
 
     api.it('reports backpressure while the reader is paused, then drains on resume', withPair(async ({ a, b }, ra, rb) => {
@@ -133,7 +171,7 @@ export function transportCompliance(name: string, api: SuiteApi, open: () => Pro
       listen(b, rb);
       b.pause();
       let refused = false;
-      const chunk = bytes(64 * 1024, 3);
+      const chunk = pattern(64 * 1024, 3);
       let sent = 0;
       // Bounded: a transport must signal backpressure within 256 MiB of unread data.
       for (let i = 0; i < 4096 && !refused; i++) {
@@ -151,7 +189,7 @@ export function transportCompliance(name: string, api: SuiteApi, open: () => Pro
     api.it('closing one end closes both, once, with the code and reason', withPair(async ({ a, b }, ra, rb) => {
       listen(a, ra);
       listen(b, rb);
-      a.send(bytes(3, 9));
+      a.send(pattern(3, 9));
       a.close({ code: 4003, reason: 'bye now' });
       await ra.until(() => ra.closeInfo !== undefined, 'close at a');
       await rb.until(() => rb.closeInfo !== undefined, 'close at b');
@@ -168,7 +206,7 @@ export function transportCompliance(name: string, api: SuiteApi, open: () => Pro
       await ra.until(() => ra.closeInfo !== undefined, 'close at a');
       let threw = false;
       try {
-        a.send(bytes(1, 1));
+        a.send(pattern(1, 1));
       } catch (err) {
         threw = (err as { code?: string }).code === 'CLOSED';
       }

@@ -32,6 +32,7 @@ import {
   type Transport,
   type TransportHandlers,
 } from '../src/index.js';
+import { pattern, sameBytes as same } from '../src/testing.js';
 import { Net, nextEvent, RawClient } from './helpers.js';
 
 let net: Net;
@@ -41,24 +42,6 @@ beforeEach(() => {
 afterEach(() => net.close());
 
 const KiB = 1024;
-
-/** `n` bytes of a deterministic sequence that differs by `seed` and by position. */
-function pattern(n: number, seed = 0): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
-
-/** Byte-for-byte equality, without a 100 KiB diff on failure. */
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
 
 // ---- recording the wire -----------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import {
   type Peer,
   type Tunnel,
 } from '../src/index.js';
+import { pattern, sameBytes as same } from '../src/testing.js';
 import { Net, RawClient } from './helpers.js';
 
 let net: Net;
@@ -29,17 +30,6 @@ beforeEach(() => {
   net = new Net();
 });
 afterEach(() => net.close());
-
-/** `n` bytes of a deterministic sequence that differs by `seed` and by position. */
-function pattern(n: number, seed = 0): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
-}
 
 function concat(parts: Uint8Array[]): Uint8Array {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
@@ -56,11 +46,6 @@ async function readAll(readable: ReadableStream<Uint8Array>): Promise<Uint8Array
   const parts: Uint8Array[] = [];
   for await (const chunk of readable) parts.push(chunk);
   return concat(parts);
-}
-
-/** Byte-for-byte equality without a megabyte-long diff on failure. */
-function same(a: Uint8Array, b: Uint8Array): boolean {
-  return Buffer.compare(a, b) === 0;
 }
 
 /** The error a promise rejects with (fails the test if it resolves). */

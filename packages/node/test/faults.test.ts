@@ -20,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Rng } from '@missive/core/testing';
 import { connect, type ConnectOptions, type Message, type Peer, type RelayOptions } from '../src/index.js';
 import type { BackoffOptions, CloseReport } from './fixtures/fault-backoff.js';
 import { TcpProxy } from './fixtures/fault-proxy.js';
@@ -35,18 +36,6 @@ const FAST: ConnectOptions = {
 };
 
 const SEED = Number(process.env.MISSIVE_FAULT_SEED ?? Date.now() % 1_000_000);
-
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // ---- cleanup --------------------------------------------------------------------------------
 
@@ -440,7 +429,7 @@ describe('delivery under faults', () => {
   it('links cut at random points 20 times during 5,000 sends: each arrives once, in order; delivered fires once each', async () => {
     const COUNT = 5000;
     const CUTS = 20;
-    const rand = random(SEED);
+    const rng = new Rng(SEED);
     console.log(`link cuts: seed ${SEED}`);
     const relay = await RelayChild.start({ port: 0 });
     const proxies = { sender: await proxyTo(relay.port), receiver: await proxyTo(relay.port) };
@@ -451,7 +440,7 @@ describe('delivery under faults', () => {
     // Cut k fires once the receiver holds about 150 + 220k messages (+0..180), then 0-30 ms later
     // (the stream moves in window-sized batches: the delay lands the cut at a random phase of
     // them, with messages or acks in flight), on one side or both.
-    const at = Array.from({ length: CUTS }, (_, k) => Math.floor(150 + 220 * k + rand() * 180));
+    const at = Array.from({ length: CUTS }, (_, k) => Math.floor(150 + 220 * k + rng.next() * 180));
     let next = 0;
     let cuts = 0;
     let stopped = false;
@@ -459,7 +448,7 @@ describe('delivery under faults', () => {
     const log: string[] = [];
     const cut = (): void => {
       if (stopped) return;
-      const pick = rand();
+      const pick = rng.next();
       const sides = pick < 1 / 3 ? (['sender'] as const) : pick < 2 / 3 ? (['receiver'] as const) : (['sender', 'receiver'] as const);
       const n = sides.reduce((sum, side) => sum + proxies[side].cut(), 0);
       if (n > 0) {
@@ -474,7 +463,7 @@ describe('delivery under faults', () => {
     const r = record(sender, receiver, progress, () => {
       while (next < CUTS && r.received.length >= at[next]!) {
         next++;
-        setTimeout(cut, rand() * 30);
+        setTimeout(cut, rng.next() * 30);
       }
     });
 
@@ -611,8 +600,7 @@ describe('delivery under faults', () => {
 
   it('sender on a FileStore SIGKILLed mid-stream and restarted: every resolved send arrives, each once, in sequence order', async () => {
     const TOTAL = 3000;
-    const rand = random(SEED + 1);
-    const killAfter = 800 + Math.floor(rand() * 800);
+    const killAfter = 800 + Math.floor(new Rng(SEED + 1).next() * 800);
     console.log(`sender restart: seed ${SEED}, kill after ${killAfter} resolved sends`);
     const relay = await RelayChild.start({ port: 0 });
     const stream = await durableStream(relay.url, TOTAL);

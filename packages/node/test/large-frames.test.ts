@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { connect, createRelay, type Peer, type Relay } from '../src/index.js';
+import { pattern } from '@missive/core/testing';
 import { helloFrame, RawClient } from './fixtures/raw-client.js';
 
 const KiB = 1024;
@@ -30,17 +31,6 @@ async function peer(name: string): Promise<Peer> {
   const p = await connect(relay!.url, { name, requestTimeout: 10_000 });
   peers.push(p);
   return p;
-}
-
-/** `n` bytes of a deterministic sequence that differs by `seed` and by position. */
-function pattern(n: number, seed = 0): Uint8Array {
-  const out = new Uint8Array(n);
-  let x = (seed * 2654435761 + 1) >>> 0;
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    out[i] = x >>> 24;
-  }
-  return out;
 }
 
 function sha256(data: Uint8Array): string {
