@@ -114,12 +114,7 @@ export class Connection<O = unknown> {
       this.#headSize = size;
       return;
     }
-    const counters = this.#counters;
-    if (counters) {
-      counters.framesIn[f.kind]!++;
-      counters.bytesIn[f.kind]! += size;
-    }
-    this.#handlers.frame(f, this);
+    this.#dispatch(f, size);
   }
 
   #deliverBody(f: Frame, body: Uint8Array): void {
@@ -127,6 +122,11 @@ export class Connection<O = unknown> {
     if (size - 4 > this.maxFrameBytes) throw new FrameTooLargeError(size - 4, this.maxFrameBytes);
     if (body.length === 0) throw new ProtocolError('empty message');
     f.body = body;
+    this.#dispatch(f, size);
+  }
+
+  /** Counts a whole incoming frame (`size` bytes with its length prefix) and hands it on. */
+  #dispatch(f: Frame, size: number): void {
     const counters = this.#counters;
     if (counters) {
       counters.framesIn[f.kind]!++;
@@ -184,10 +184,7 @@ export class Connection<O = unknown> {
     const w = (this.#w ??= takeWriter());
     const at = w.pos;
     writeFramed(w, f);
-    if (this.#counters) {
-      this.#counters.framesOut[f.kind]!++;
-      this.#counters.bytesOut[f.kind]! += w.pos - at;
-    }
+    this.#countOut(f.kind, w.pos - at);
     this.#afterWrite();
     return true;
   }
@@ -196,10 +193,7 @@ export class Connection<O = unknown> {
   writeEncoded(unit: Uint8Array): boolean {
     if (!this.open) return false;
     (this.#w ??= takeWriter()).bytes(unit);
-    if (this.#counters) {
-      this.#counters.framesOut[unit[4]!]!++;
-      this.#counters.bytesOut[unit[4]!]! += unit.length;
-    }
+    this.#countOut(unit[4]!, unit.length);
     this.#afterWrite();
     return true;
   }
@@ -213,19 +207,28 @@ export class Connection<O = unknown> {
     const w = (this.#w ??= takeWriter());
     const at = w.pos;
     writeFramedHead(w, f);
-    if (this.#counters) {
-      this.#counters.framesOut[f.kind]!++;
-      this.#counters.bytesOut[f.kind]! += w.pos - at + f.body.length;
-    }
+    this.#countOut(f.kind, w.pos - at + f.body.length);
     const t = this.transport;
     t.cork?.();
     try {
       this.flush();
       // The batch's send may have closed the transport (an error): the body then stays here.
-      if (t.status === 'open' && !t.send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice())) this.#congested = true;
+      if (t.status === 'open') this.#send(stableBody || t.copiesOnSend === true ? f.body : f.body.slice());
     } finally {
       t.uncork?.();
     }
+  }
+
+  #countOut(kind: number, bytes: number): void {
+    const counters = this.#counters;
+    if (counters) {
+      counters.framesOut[kind]!++;
+      counters.bytesOut[kind]! += bytes;
+    }
+  }
+
+  #send(data: Uint8Array): void {
+    if (!this.transport.send(data)) this.#congested = true;
   }
 
   #afterWrite(): void {
@@ -243,19 +246,12 @@ export class Connection<O = unknown> {
   flush(): void {
     const w = this.#w;
     if (w === undefined || w.pos === 0 || !this.open) return;
-    const t = this.transport;
-    if (t.copiesOnSend === true) {
-      // The transport copies before `send` returns: hand it the batch buffer itself, then reuse it.
-      this.#w = undefined;
-      if (!t.send(w.buf.subarray(0, w.pos))) this.#congested = true;
-      w.pos = 0;
-      giveWriter(w);
-      return;
-    }
-    const data = w.take();
     this.#w = undefined;
+    // A transport that copies before `send` returns gets the batch buffer itself; others get a
+    // copy of their own, and the buffer goes back to the pool either way.
+    this.#send(this.transport.copiesOnSend === true ? w.buf.subarray(0, w.pos) : w.take());
+    w.pos = 0;
     giveWriter(w);
-    if (!t.send(data)) this.#congested = true;
   }
 
 }

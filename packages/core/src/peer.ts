@@ -532,11 +532,9 @@ export class Peer extends Emitter<PeerEvents> {
     if (this.#outboxSize >= this.#opts.outboxCapacity) {
       throw new LimitError(`outbox full (${this.#opts.outboxCapacity} unacknowledged messages)`);
     }
-    const encoded = encodeBody(body, this.#codec);
-    // The outbox keeps its own copy of a Uint8Array body: it may be sent again (after a LIMIT
-    // nack or a reconnect) after the caller has reused its buffer.
-    const bytes = encoded.bytes === body ? encoded.bytes.slice() : encoded.bytes;
-    const codec = encoded.codec;
+    // Not transient: the outbox keeps its own bytes, sent again after a LIMIT nack or a
+    // reconnect, when the caller may have reused a Uint8Array.
+    const { bytes, codec } = encodeBody(body, this.#codec);
     const dest = splitAddress(to).name;
     const seq = (this.#seqs.get(dest) ?? 0) + 1;
     this.#seqs.set(dest, seq);
@@ -806,7 +804,6 @@ export class Peer extends Emitter<PeerEvents> {
       // A retried request keeps its own copy of the body (it may be written again after the
       // caller has reused a Uint8Array); others are written out at once.
       encoded = encodeBody(body, this.#codec, !retry);
-      if (retry && encoded.bytes === body) encoded = { bytes: encoded.bytes.slice(), codec: encoded.codec };
     } catch (err) {
       return Promise.reject(err);
     }

@@ -87,9 +87,8 @@ export class Tunnel<T = Uint8Array> {
   readonly #maxMessage: number;
   /** Bytes we may still send (granted by the other side). */
   #credit = 0;
-  #creditWaiters: (() => void)[] = [];
-  /** Writers waiting for the link to drain. */
-  #drainWaiters: (() => void)[] = [];
+  /** The writer, waiting for credit or for the link to drain: woken by either, and by an error. */
+  #writerWaiters: (() => void)[] = [];
   /** Bytes we granted the other side that have not arrived yet. */
   #outstanding = 0;
   readonly #queue: Queued[] = [];
@@ -240,7 +239,7 @@ export class Tunnel<T = Uint8Array> {
 
   /** @internal The link's transport drained. */
   onDrain(): void {
-    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#wakeWriter();
   }
 
   /** @internal */
@@ -291,11 +290,12 @@ export class Tunnel<T = Uint8Array> {
     let off = 0;
     do {
       // Sends what the credit allows (at most a chunk): waiting for a whole chunk's credit
-      // would never end when the other side's window is smaller than a chunk.
-      if (off < bytes.length && this.#credit <= 0) await this.#awaitCredit();
-      // Credit bounds what waits at the reader; the link's high-water mark bounds what waits in
-      // the socket ahead of other traffic (a window may be megabytes).
-      while (!this.#error && this.#wire.congested()) await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+      // would never end when the other side's window is smaller than a chunk. Credit bounds
+      // what waits at the reader; the link's high-water mark bounds what waits in the socket
+      // ahead of other traffic (a window may be megabytes). An empty message needs no credit.
+      while (!this.#error && ((off < bytes.length && this.#credit <= 0) || this.#wire.congested())) {
+        await new Promise<void>((resolve) => this.#writerWaiters.push(resolve));
+      }
       if (this.#error) throw this.#error;
       const n = Math.min(this.#chunk, bytes.length - off, this.#credit);
       // Bytes mode keeps no message boundaries: every chunk is marked as complete.
@@ -310,20 +310,13 @@ export class Tunnel<T = Uint8Array> {
     } while (off < bytes.length);
   }
 
-  #awaitCredit(): Promise<void> | void {
-    if (this.#credit > 0 || this.#error) return;
-    return new Promise<void>((resolve) => {
-      const check = (): void => {
-        if (this.#credit > 0 || this.#error) resolve();
-        else this.#creditWaiters.push(check);
-      };
-      this.#creditWaiters.push(check);
-    });
-  }
-
   #addCredit(n: number): void {
     this.#credit += n;
-    for (const w of this.#creditWaiters.splice(0)) w();
+    this.#wakeWriter();
+  }
+
+  #wakeWriter(): void {
+    for (const w of this.#writerWaiters.splice(0)) w();
   }
 
   #end(): void {
@@ -398,8 +391,7 @@ export class Tunnel<T = Uint8Array> {
     this.#state = 'closed';
     this.#error = err;
     this.#graceful = graceful;
-    for (const w of this.#creditWaiters.splice(0)) w();
-    for (const w of this.#drainWaiters.splice(0)) w();
+    this.#wakeWriter();
     // The writable fails: no more writes. The readable: on a graceful close, what arrived can
     // still be read to its end; otherwise it fails at once.
     try {

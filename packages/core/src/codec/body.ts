@@ -23,14 +23,16 @@ export function codecFlag(name: CodecName): BodyCodec {
 
 /**
  * Encodes a body value. `undefined` becomes an empty body (codec None), so a request without
- * payload costs no bytes. Throws a TypeError if the value cannot be represented. With
- * `transient`, the bytes are only valid until the next call: for bodies written out at once.
+ * payload costs no bytes. Throws a TypeError if the value cannot be represented. Without
+ * `transient`, the bytes are the caller's to keep (a Uint8Array value is copied: its owner may
+ * reuse it). With `transient`, they are only valid until the next call and may be the value
+ * itself: for bodies written out at once.
  */
 export function encodeBody(value: unknown, codec: BodyCodec, transient = false): { bytes: Uint8Array; codec: BodyCodec } {
   if (value === undefined) return { bytes: EMPTY_BODY, codec: BodyCodec.None };
   // Binary travels as itself (codec Raw) whatever the peer's codec: no msgpack framing to build
   // or parse, and JSON peers can send binary too. The receiver gets a Uint8Array either way.
-  if (value instanceof Uint8Array) return { bytes: value, codec: BodyCodec.Raw };
+  if (value instanceof Uint8Array) return { bytes: transient ? value : value.slice(), codec: BodyCodec.Raw };
   if (codec === BodyCodec.Json) {
     const text = JSON.stringify(value);
     if (text === undefined) throw new TypeError('body cannot be encoded as JSON');
