@@ -13,7 +13,6 @@ import {
   BodyCodec,
   decodeBatch,
   encodeBatch,
-  encodeBody,
   frame,
   FrameTooLargeError,
   Kind,
