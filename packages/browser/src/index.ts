@@ -1,0 +1,15 @@
+/**
+ * @missive/browser — missive in the browser: `connect` over the browser's WebSocket, the
+ * IndexedDB outbox (`IdbStore`) and the WebSocket transport. The Peer API is core's, the same as
+ * in Node; everything `@missive/core` exports is re-exported here.
+ */
+// First: outside a browser, the import fails here with a clear message.
+import './platform.js';
+
+export { connect } from './connect.js';
+export type { ConnectOptions, StoreOption } from './connect.js';
+export { IdbStore } from './idb-store.js';
+export type { IdbStoreOptions, IdbStoreStats } from './idb-store.js';
+export { wsTransport, openWsTransport } from './ws-transport.js';
+export type { WsTransportOptions, OpenWsTransportOptions } from './ws-transport.js';
+export * from '@missive/core';
