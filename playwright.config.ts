@@ -7,12 +7,23 @@ const chromium = process.env.CHROMIUM_PATH ?? (existsSync('/usr/bin/chromium') ?
 
 export default defineConfig({
   testDir: 'e2e',
+  testMatch: '*.spec.ts',
+  // Builds the packages and the Vite test app; servers are fixtures (e2e/fixtures.ts).
+  globalSetup: './e2e/global-setup.ts',
   fullyParallel: false,
   workers: 1,
+  forbidOnly: true,
+  retries: 0,
   timeout: 30_000,
+  // The whole browser run, setup included, is bounded.
+  globalTimeout: 6 * 60_000,
+  expect: { timeout: 10_000 },
+  outputDir: '.tmp/playwright-results',
   reporter: [['list'], ['json', { outputFile: '.tmp/playwright.json' }]],
   use: {
     headless: true,
+    actionTimeout: 10_000,
+    navigationTimeout: 10_000,
     launchOptions: {
       ...(chromium ? { executablePath: chromium } : {}),
       args: [

@@ -1,0 +1,16 @@
+/** What the test page puts on `window` for the specs (see main.ts). */
+import type { connect, IdbStore, openWsTransport, Peer } from '@missive/browser';
+
+declare global {
+  interface Window {
+    /** The parts of @missive/browser the page imported. */
+    missive: { connect: typeof connect; IdbStore: typeof IdbStore; openWsTransport: typeof openWsTransport };
+    /** Peers a spec connected in this page, by a key the spec chooses. */
+    peers: Record<string, Peer>;
+    /** Loads the compliance chunk. */
+    compliance(): Promise<typeof import('./compliance.js')>;
+    /** Anything else a spec keeps in the page between two evaluate calls. */
+    scratch?: Record<string, unknown>;
+    e2eReady: boolean;
+  }
+}

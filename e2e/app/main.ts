@@ -1,0 +1,12 @@
+/**
+ * The e2e test page: a plain Vite app (built with Vite's default configuration, no define,
+ * polyfill or shim) that imports @missive/browser the way an application would, and hands what
+ * it imported to the Playwright specs through `window`. The compliance suite is loaded on
+ * demand, in a chunk of its own, so the entry chunk is what a relay-only app ships.
+ */
+import { connect, IdbStore, openWsTransport } from '@missive/browser';
+
+window.missive = { connect, IdbStore, openWsTransport };
+window.peers = {};
+window.compliance = () => import('./compliance.js');
+window.e2eReady = true;
