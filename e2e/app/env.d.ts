@@ -1,10 +1,10 @@
 /** What the test page puts on `window` for the specs (see main.ts). */
-import type { connect, IdbStore, openWsTransport, Peer } from '@missive/browser';
+import type { connect, IdbStore, openWsTransport, Peer, wsTransport } from '@missive/browser';
 
 declare global {
   interface Window {
     /** The parts of @missive/browser the page imported. */
-    missive: { connect: typeof connect; IdbStore: typeof IdbStore; openWsTransport: typeof openWsTransport };
+    missive: { connect: typeof connect; IdbStore: typeof IdbStore; openWsTransport: typeof openWsTransport; wsTransport: typeof wsTransport };
     /** Peers a spec connected in this page, by a key the spec chooses. */
     peers: Record<string, Peer>;
     /** Loads the compliance chunk. */

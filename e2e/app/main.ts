@@ -4,9 +4,9 @@
  * it imported to the Playwright specs through `window`. The compliance suite is loaded on
  * demand, in a chunk of its own, so the entry chunk is what a relay-only app ships.
  */
-import { connect, IdbStore, openWsTransport } from '@missive/browser';
+import { connect, IdbStore, openWsTransport, wsTransport } from '@missive/browser';
 
-window.missive = { connect, IdbStore, openWsTransport };
+window.missive = { connect, IdbStore, openWsTransport, wsTransport };
 window.peers = {};
 window.compliance = () => import('./compliance.js');
 window.e2eReady = true;
