@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { matchTopic } from '../src/index.js';
-import { checkPattern, checkTopic, TopicTrie } from '../src/internal.js';
+import { checkAddress, checkName, checkPattern, checkTopic, TopicTrie } from '../src/internal.js';
+import { Rng } from '../src/testing.js';
 
 /** [pattern, topic, matches] */
 const table: [string, string, boolean][] = [
@@ -125,6 +126,99 @@ describe('TopicTrie', () => {
     trie.add('a.>', 's2');
     trie.remove('a.>', 's1');
     expect([...trie.match('a.b.c', new Set())]).toEqual(['s2']);
+  });
+});
+
+describe('TopicTrie against a model', () => {
+  /** Random patterns over a small alphabet, so that they share prefixes and branch often. */
+  function randomPattern(rng: Rng): string {
+    const n = 1 + rng.int(5);
+    const tokens: string[] = [];
+    for (let i = 0; i < n; i++) tokens.push(rng.chance(0.2) ? '*' : rng.pick(['a', 'b', 'c', 'dd']));
+    if (rng.chance(0.25)) tokens.push('>');
+    return tokens.join('.');
+  }
+
+  it('matches what matchTopic says after random adds and removes, and is empty again once all are removed', () => {
+    const rng = new Rng(0x7219);
+    const trie = new TopicTrie<string>();
+    const model = new Map<string, Set<string>>(); // subscriber -> patterns
+    for (let step = 0; step < 4000; step++) {
+      const sub = rng.pick(['s1', 's2', 's3', 's4']);
+      const pattern = randomPattern(rng);
+      const mine = model.get(sub) ?? new Set<string>();
+      model.set(sub, mine);
+      if (rng.chance(0.55)) {
+        if (!mine.has(pattern)) trie.add(pattern, sub);
+        mine.add(pattern);
+      } else {
+        // Remove one the subscriber has (or, sometimes, one it does not: harmless).
+        const victim = mine.size > 0 && rng.chance(0.8) ? rng.pick([...mine]) : pattern;
+        trie.remove(victim, sub);
+        mine.delete(victim);
+      }
+      if (step % 20 === 0) {
+        const topic = Array.from({ length: 1 + rng.int(5) }, () => rng.pick(['a', 'b', 'c', 'dd', 'e'])).join('.');
+        const want = [...model].filter(([, ps]) => [...ps].some((p) => matchTopic(p, topic))).map(([s]) => s).sort();
+        expect([...trie.match(topic, new Set())].sort(), `step ${step}, topic ${topic}`).toEqual(want);
+      }
+    }
+    for (const [sub, ps] of model) for (const p of ps) trie.remove(p, sub);
+    expect(trie.stats()).toEqual({ nodes: 1, chars: 0 });
+  });
+
+  it('holds a long pattern in one node, not one per token', () => {
+    const trie = new TopicTrie<number>();
+    const long = Array.from({ length: 500 }, (_, i) => `t${i % 7}`).join('.');
+    trie.add(long, 1);
+    expect(trie.stats()).toEqual({ nodes: 2, chars: long.length });
+    // A second pattern branching in the middle adds one split and one leaf.
+    const branch = `${long.split('.').slice(0, 250).join('.')}.x.y`;
+    trie.add(branch, 2);
+    expect(trie.stats().nodes).toBe(4);
+    expect(trie.match(long, new Set())).toEqual(new Set([1]));
+    expect(trie.match(branch, new Set())).toEqual(new Set([2]));
+    trie.remove(branch, 2);
+    expect(trie.stats()).toEqual({ nodes: 2, chars: long.length });
+  });
+});
+
+describe('the identifier character rule', () => {
+  const refused: [string, string][] = [
+    ['NUL', 'a\u0000b'],
+    ['a C0 control', 'a\u001fb'],
+    ['DEL', 'a\u007fb'],
+    ['C1 U+0080', 'a\u0080b'],
+    ['C1 NEL U+0085', 'a\u0085b'],
+    ['C1 CSI U+009B', 'a\u009bb'],
+    ['C1 U+009F', 'a\u009fb'],
+    ['a space', 'a b'],
+    ['a tab', 'a\tb'],
+    ['no-break space', 'a\u00a0b'],
+    ['line separator', 'a\u2028b'],
+    ['ideographic space', 'a\u3000b'],
+    ['byte order mark', 'a\ufeffb'],
+    ['a lone high surrogate', 'a\ud800b'],
+    ['a lone low surrogate', 'a\udc00b'],
+    ['a high surrogate at the end', 'ab\ud83d'],
+  ];
+  it.each(refused)('refuses %s in names, ports, topics and patterns', (_what, s) => {
+    expect(checkName(s)).toEqual(expect.any(String));
+    expect(checkAddress(`bob/${s}`)).toEqual(expect.any(String));
+    expect(checkTopic(`room.${s}`)).toEqual(expect.any(String));
+    expect(checkPattern(`room.${s}.>`)).toEqual(expect.any(String));
+  });
+
+  it.each(['café', 'Ünïcødé', '日本語', 'emoji\u{1F600}', 'a-b_c.d', 'x\u00a1'])('accepts %j everywhere', (s) => {
+    expect(checkName(s)).toBeUndefined();
+    expect(checkAddress(`bob/${s}`)).toBeUndefined();
+    expect(checkTopic(`room.${s}`)).toBeUndefined();
+    expect(checkPattern(`room.${s}.>`)).toBeUndefined();
+  });
+
+  it('refuses "/" in names but allows it in topics', () => {
+    expect(checkName('a/b')).toEqual(expect.any(String));
+    expect(checkTopic('a/b.c')).toBeUndefined();
   });
 });
 
