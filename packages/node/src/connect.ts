@@ -27,6 +27,12 @@ export async function connect(url: string, options: ConnectOptions = {}): Promis
 /** A ws transport to `url`, or ClosedError (with the socket error as cause) if unreachable. */
 async function openSocket(url: string, timeout: number, tls: ConnectOptions['tls']): Promise<Transport> {
   const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeout, maxPayload: 0, generateMask, ...tls });
+  // The transport listens from now on, not after `open`: a relay that refuses at once (a BYE
+  // saying LIMIT, then close) may send its first frames in the same read as the upgrade
+  // response, and ws emits them before an `open` continuation could add a listener. The
+  // transport keeps them until the Peer's handshake listens.
+  // No compression and never an all-zero mask: ws copies every message while masking it.
+  const transport = wsTransport(ws, { copiesOnSend: true });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error): void => {
       ws.off('open', onOpen);
@@ -39,8 +45,7 @@ async function openSocket(url: string, timeout: number, tls: ConnectOptions['tls
     ws.once('error', onError);
     ws.once('open', onOpen);
   });
-  // No compression and never an all-zero mask: ws copies every message while masking it.
-  return wsTransport(ws, { copiesOnSend: true });
+  return transport;
 }
 
 /** Random bytes drawn ahead, as ws does itself, for the masks. */
