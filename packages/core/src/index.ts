@@ -33,7 +33,7 @@ export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_TUNNEL_MAX_WINDOW, DEFAULT_CHUNK
 export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
-export { Router, patternCovers, LATENCY_BOUNDS } from './router.js';
+export { Router, patternCovers, LATENCY_BOUNDS, DropReason, HELD_OVERHEAD } from './router.js';
 export type { RouterOptions, RouterLimits, RouterEvents, RouterMetrics, AuthHook, AuthRequest, AuthGrant, ConnectionInfo } from './router.js';
 export { MemoryStore } from './outbox.js';
 export type { OutboxStore, OutboxEntry, OutboxState } from './outbox.js';

@@ -616,6 +616,10 @@ export class Peer extends Emitter<PeerEvents> {
 
   #onAck(f: FrameOf<typeof Kind.Ack>): void {
     if (f.origin !== this.#origin) return;
+    // The relay stamps an ack's `from` as the peer that sent it (in the form of `dest`, by name
+    // or id), or as `dest` when the relay itself answers for it (held, expired). Any other ack
+    // was not sent by the destination: a third peer must not settle messages it never received.
+    if (f.from !== f.dest) return this.#drop('Ack', f, 'NOT_DESTINATION');
     const dest = this.#destOf(f);
     if (dest === undefined) return; // a duplicate ack: the message was already settled
     if (f.status === AckStatus.Ok) {

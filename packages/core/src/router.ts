@@ -17,6 +17,7 @@ import {
   kindName,
   PresenceEvent,
   PROTOCOL_VERSION,
+  encodeFrame,
   writeFramed,
   type Frame,
   type FrameOf,
@@ -101,14 +102,35 @@ export interface RouterLimits {
   holdMaxTotalBytes: number;
   /** Tunnels one connection may be an end of at once; more are refused with LIMIT. @default 1000 */
   maxTunnels: number;
+  /** Subscription patterns one connection may hold at once; more are refused with LIMIT. @default 1000 */
+  maxSubscriptions: number;
+  /** Tokens in one subscription pattern (`a.b.>` has 3); longer patterns are refused with LIMIT. @default 32 */
+  maxPatternTokens: number;
 }
 
-/** A durable message held for an offline name. */
+/**
+ * A durable message held for an offline name, kept compactly: the frame encoded once (its
+ * `from` already stamped), sent as is on delivery, plus what expiry and dedup need.
+ */
 interface Held {
-  frame: FrameOf<typeof Kind.Msg>;
+  /** `[u32 length][frame]`, ready for `writeEncoded`. */
+  unit: Uint8Array;
+  origin: string;
+  seq: number;
+  /** The sender's label (its name, or id), told when the hold expires. */
+  sender: string;
+  /** What this message counts against the hold limits: its encoded size plus HELD_OVERHEAD. */
   bytes: number;
   at: number;
 }
+
+/**
+ * Bytes of process memory a held message costs beyond its encoded frame (the record, the
+ * Uint8Array and its backing store, array slots), measured on Node 20 x64 with 200,000 small
+ * held messages (packages/node/test/hostile.test.ts checks it). Counting it makes
+ * `holdMaxTotalBytes` a bound on real memory, not only on payload bytes.
+ */
+export const HELD_OVERHEAD = 400;
 
 /** The messages held for one offline name, in arrival order. */
 interface Hold {
@@ -127,8 +149,8 @@ export interface RouterMetrics {
   bytesIn: Record<string, number>;
   framesOut: Record<string, number>;
   bytesOut: Record<string, number>;
-  /** Frames dropped, by reason code (NO_ROUTE, LIMIT, SLOW_CONSUMER, RATE, NOT_REQUESTED, EXPIRED). */
-  drops: Record<string, number>;
+  /** Frames dropped, by reason (see {@link DropReason}). */
+  drops: Partial<Record<DropReason, number>>;
   /** Durable messages held for offline names now, and their bytes. */
   held: { messages: number; bytes: number };
   /** Requests forwarded to a peer. */
@@ -139,6 +161,32 @@ export interface RouterMetrics {
   authFailures: number;
   protocolErrors: number;
 }
+
+/**
+ * Why the relay dropped or refused a frame: the `reason` label of `missive_drops_total` and of
+ * `drop` trace events. docs/relay.md lists the same table (a test holds them equal).
+ */
+export const DropReason = {
+  /** No peer, group or subscriber for it. */
+  NO_ROUTE: 'NO_ROUTE',
+  /** Refused by a limit: connections, pending requests, tunnels, subscriptions, pattern tokens. */
+  LIMIT: 'LIMIT',
+  /** The receiving connection is over `maxBufferedBytes`. */
+  SLOW_CONSUMER: 'SLOW_CONSUMER',
+  /** The sending connection is over `rateLimit`. */
+  RATE: 'RATE',
+  /** A reply from a peer the request was not routed to (or already answered). */
+  NOT_REQUESTED: 'NOT_REQUESTED',
+  /** An ACK from a peer that is not the destination it names (a forged or stale ack). */
+  NOT_DESTINATION: 'NOT_DESTINATION',
+  /** A held message whose hold expired, or that the hold had no room for. */
+  EXPIRED: 'EXPIRED',
+  /** A tunnel frame for no open tunnel, or from a peer that is not one of its ends. */
+  NO_TUNNEL: 'NO_TUNNEL',
+  /** A frame that broke a protocol rule the relay enforces per frame (tunnel data beyond its window). */
+  PROTOCOL: 'PROTOCOL',
+} as const;
+export type DropReason = (typeof DropReason)[keyof typeof DropReason];
 
 /** Upper bounds (seconds) of the request latency histogram. */
 export const LATENCY_BOUNDS: readonly number[] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -265,6 +313,8 @@ const DEFAULT_LIMITS: RouterLimits = {
   holdMaxBytes: 1024 * 1024,
   holdMaxTotalBytes: 64 * 1024 * 1024,
   maxTunnels: 1000,
+  maxSubscriptions: 1000,
+  maxPatternTokens: 32,
 };
 
 /** Client-to-relay frame kinds; anything else from a client is a protocol error. */
@@ -302,7 +352,7 @@ export class Router extends Emitter<RouterEvents> {
   };
   // Metrics: frame counters indexed by kind byte, shared with every Connection.
   readonly #counters = { framesIn: new Float64Array(256), bytesIn: new Float64Array(256), framesOut: new Float64Array(256), bytesOut: new Float64Array(256) };
-  readonly #drops = new Map<string, number>();
+  readonly #drops = new Map<DropReason, number>();
   readonly #latency = { counts: new Array<number>(LATENCY_BOUNDS.length + 1).fill(0), sum: 0, count: 0 };
   #requestsForwarded = 0;
   /** Held messages by `namespace\u0000name`. */
@@ -325,7 +375,7 @@ export class Router extends Emitter<RouterEvents> {
       throw new RangeError(`limits.maxFrameBytes must be an integer from 1 to 2^32-1, got ${maxFrameBytes}`);
     }
     if (!(handshakeTimeout > 0)) throw new RangeError(`limits.handshakeTimeout must be a positive number of ms, got ${handshakeTimeout}`);
-    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout', 'holdMaxMessages', 'holdMaxBytes', 'holdMaxTotalBytes', 'maxTunnels'] as const) {
+    for (const key of ['maxConnections', 'maxPeersPerNamespace', 'maxPendingRequests', 'rateLimit', 'maxBufferedBytes', 'slowConsumerTimeout', 'holdMaxMessages', 'holdMaxBytes', 'holdMaxTotalBytes', 'maxTunnels', 'maxSubscriptions', 'maxPatternTokens'] as const) {
       if (!(this.limits[key] > 0)) throw new RangeError(`limits.${key} must be a positive number, got ${this.limits[key]}`);
     }
     if (!(this.limits.holdTtl >= 0)) throw new RangeError(`limits.holdTtl must be 0 or more ms, got ${this.limits.holdTtl}`);
@@ -384,7 +434,7 @@ export class Router extends Emitter<RouterEvents> {
     c.tokens = this.limits.rateLimit * 2;
     c.refilled = Date.now();
     if (full) {
-      this.#drop(c, undefined, '', ErrorCode.LIMIT);
+      this.#drop(c, undefined, '', DropReason.LIMIT);
       this.#kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `relay is at its ${this.limits.maxConnections}-connection limit`);
       return;
     }
@@ -467,21 +517,21 @@ export class Router extends Emitter<RouterEvents> {
     let hold = this.#holds.get(key);
     const dest = name;
     const tell = (status: number): void => {
-      c.connection.write(frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status }));
+      this.#send(c, frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status }), c);
     };
     // A resend of what is already held (the sender reconnected): keep one copy.
-    if (hold?.msgs.some((h) => h.frame.origin === f.origin && h.frame.seq === f.seq)) return tell(AckStatus.Held);
-    const bytes = f.body.length + f.to.length + f.origin.length + 64;
+    if (hold?.msgs.some((h) => h.origin === f.origin && h.seq === f.seq)) return tell(AckStatus.Held);
+    f.from = c.label;
+    // Encoded once, into a buffer of its own: the hold keeps no view into the incoming message.
+    const unit = encodeFrame(f);
+    const bytes = unit.length + HELD_OVERHEAD;
     const l = this.limits;
     if ((hold?.msgs.length ?? 0) >= l.holdMaxMessages || (hold?.bytes ?? 0) + bytes > l.holdMaxBytes || this.#heldBytes + bytes > l.holdMaxTotalBytes) {
-      this.#drop(c, f, f.to, 'EXPIRED');
+      this.#drop(c, f, f.to, DropReason.EXPIRED);
       return tell(AckStatus.Expired);
     }
     if (!hold) this.#holds.set(key, (hold = { namespace: ns.name, name, msgs: [], bytes: 0 }));
-    f.from = c.label;
-    // The body is a view into the whole incoming message: copy it, so the hold keeps only its own bytes.
-    f.body = f.body.slice();
-    hold.msgs.push({ frame: f, bytes, at: Date.now() });
+    hold.msgs.push({ unit, origin: f.origin, seq: f.seq, sender: c.label, bytes, at: Date.now() });
     hold.bytes += bytes;
     this.#heldBytes += bytes;
     this.#heldCount++;
@@ -498,9 +548,9 @@ export class Router extends Emitter<RouterEvents> {
     const ns = this.#namespaces.get(hold.namespace);
     for (const h of hold.msgs.splice(0, n)) {
       this.#unhold(hold, h);
-      const sender = ns && this.#peer(ns, h.frame.from);
-      sender?.connection.write(frame(Kind.Ack, { to: sender.label, from: hold.name, dest: hold.name, origin: h.frame.origin, seq: h.frame.seq, status: AckStatus.Expired }));
-      this.#drops.set('EXPIRED', (this.#drops.get('EXPIRED') ?? 0) + 1);
+      const sender = ns && this.#peer(ns, h.sender);
+      if (sender) this.#send(sender, frame(Kind.Ack, { to: sender.label, from: hold.name, dest: hold.name, origin: h.origin, seq: h.seq, status: AckStatus.Expired }), sender);
+      this.#count(DropReason.EXPIRED);
     }
     if (hold.msgs.length === 0) this.#holds.delete(`${hold.namespace}\u0000${hold.name}`);
   }
@@ -517,9 +567,10 @@ export class Router extends Emitter<RouterEvents> {
     const hold = this.#holds.get(key);
     if (!hold) return;
     this.#holds.delete(key);
+    // At most holdMaxBytes, into a fresh connection: within its buffer cap.
     for (const h of hold.msgs) {
       this.#unhold(hold, h);
-      c.connection.write(h.frame, true);
+      c.connection.writeEncoded(h.unit);
     }
   }
 
@@ -553,18 +604,67 @@ export class Router extends Emitter<RouterEvents> {
   }
 
   /** Tells a MSG's sender to retry later (as if the receiver's mailbox were full). */
-  #refuseMsg(c: Conn, f: FrameOf<typeof Kind.Msg>, reason: string): void {
+  #refuseMsg(c: Conn, f: FrameOf<typeof Kind.Msg>, reason: DropReason): void {
     this.#drop(c, f, f.to, reason);
     const dest = splitAddress(f.to).name;
-    c.connection.write(frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status: AckStatus.Limit }));
+    this.#send(c, frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status: AckStatus.Limit }), c);
   }
 
-  #rateLimited(c: Conn, f: Frame): void {
-    const now = Date.now();
-    if (now - c.rateErrAt < 1000) return this.#drop(c, f, '', 'RATE');
-    c.rateErrAt = now;
-    this.#drop(c, f, '', 'RATE');
-    c.connection.write(frame(Kind.Err, { ref: 0, code: ErrorCode.LIMIT, message: `rate limit of ${this.limits.rateLimit} messages per second exceeded` }));
+  /**
+   * A frame over the sender's rate limit. Nothing it asks for is done; what waits on it learns
+   * so: a MSG is refused (its sender retries), a request or an action with a ref is answered
+   * LIMIT, a reply reaches its requester as LIMIT, a tunnel frame ends its tunnel with LIMIT;
+   * the rest (PING, ACK, PUB, BCAST) are dropped, with one ERR LIMIT a second at most.
+   */
+  #overRate(c: Conn, f: Frame): void {
+    const message = `rate limit of ${this.limits.rateLimit} frames per second exceeded`;
+    switch (f.kind) {
+      case Kind.Msg:
+        return this.#refuseMsg(c, f, DropReason.RATE);
+      case Kind.Req:
+        this.#drop(c, f, f.to, DropReason.RATE);
+        this.#send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }), c);
+        return;
+      case Kind.Rep: {
+        this.#drop(c, f, f.to, DropReason.RATE);
+        const requester = this.#peer(c.ns!, f.to);
+        const r = requester?.requests.get(f.id);
+        if (!requester || !r || r.responder !== c) return;
+        this.#settleRequest(r);
+        this.#send(requester, frame(Kind.Rep, { to: requester.label, from: c.label, id: f.id, code: ErrorCode.LIMIT, message: `${c.label} exceeded its rate limit: its reply was dropped` }), c);
+        return;
+      }
+      case Kind.Sub:
+      case Kind.Unsub:
+      case Kind.Join:
+      case Kind.Leave:
+      case Kind.Peers:
+      case Kind.Watch:
+        this.#drop(c, f, '', DropReason.RATE);
+        this.#send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.LIMIT, message }), c);
+        return;
+      case Kind.TOpen:
+        this.#drop(c, f, f.to, DropReason.RATE);
+        this.#send(c, frame(Kind.TClose, { to: c.label, from: '', tid: f.tid, dir: 1, code: ErrorCode.LIMIT, message }), c);
+        return;
+      case Kind.TAccept:
+      case Kind.TData:
+      case Kind.TCredit:
+      case Kind.TEnd:
+      case Kind.TClose: {
+        this.#drop(c, f, f.to, DropReason.RATE);
+        const t = this.#tunnelOf(c, f);
+        if (t) this.#endTunnel(t, ErrorCode.LIMIT, message);
+        return;
+      }
+      default: {
+        this.#drop(c, f, '', DropReason.RATE);
+        const now = Date.now();
+        if (now - c.rateErrAt < 1000) return;
+        c.rateErrAt = now;
+        this.#send(c, frame(Kind.Err, { ref: 0, code: ErrorCode.LIMIT, message }), c);
+      }
+    }
   }
 
   // ---- frames -------------------------------------------------------------------------------
@@ -579,33 +679,25 @@ export class Router extends Emitter<RouterEvents> {
         this.#hello(c, f).catch((err: unknown) => this.#fail(c, new ProtocolError(`internal error handling Hello: ${String(err)}`)));
         return;
       }
+      if (f.kind === Kind.Hello) throw new ProtocolError('second HELLO');
+      if (f.kind === Kind.Bye) return c.connection.close(CloseCode.NORMAL, 'bye');
+      // Every other kind a client sends counts against its rate, whatever it costs the relay.
+      if (!this.#rate(c)) return this.#overRate(c, f);
       switch (f.kind) {
-        case Kind.Hello:
-          throw new ProtocolError('second HELLO');
-        case Kind.Bye:
-          c.connection.close(CloseCode.NORMAL, 'bye');
-          return;
         case Kind.Ping:
-          c.connection.write(frame(Kind.Pong, { nonce: f.nonce }));
+          this.#send(c, frame(Kind.Pong, { nonce: f.nonce }), c);
           return;
         case Kind.Msg:
-          if (!this.#rate(c)) return this.#refuseMsg(c, f, 'RATE');
           return this.#msg(c, f);
         case Kind.Ack:
           return this.#ack(c, f);
         case Kind.Req:
-          if (!this.#rate(c)) {
-            this.#drop(c, f, f.to, 'RATE');
-            return void c.connection.write(frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message: 'rate limit exceeded' }));
-          }
           return this.#req(c, f);
         case Kind.Rep:
           return this.#rep(c, f);
         case Kind.Pub:
-          if (!this.#rate(c)) return this.#rateLimited(c, f);
           return this.#pub(c, f);
         case Kind.Bcast:
-          if (!this.#rate(c)) return this.#rateLimited(c, f);
           return this.#bcast(c, f);
         case Kind.Sub:
         case Kind.Unsub:
@@ -628,6 +720,8 @@ export class Router extends Emitter<RouterEvents> {
           else c.ns!.watchers.delete(c);
           this.#ok(c, f.ref);
           return;
+        default:
+          throw new ProtocolError(`unexpected ${kindName(f.kind)}`);
       }
     } catch (err) {
       if (err instanceof ProtocolError) this.#fail(c, err);
@@ -721,12 +815,12 @@ export class Router extends Emitter<RouterEvents> {
     // A name that is not connected may be offline for a while: hold for it (ids are per session).
     if (!target && this.limits.holdTtl > 0 && !name.startsWith(ID_PREFIX)) return this.#hold(c, f, name);
     if (!target) {
-      this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
-      c.connection.write(frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no peer "${splitAddress(f.to).name}"` }));
+      this.#drop(c, f, f.to, DropReason.NO_ROUTE);
+      this.#send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no peer "${splitAddress(f.to).name}"` }), c);
       return;
     }
     // A slow receiver gets no more durable messages: they wait in the sender's outbox.
-    if (!this.#hasRoom(target)) return this.#refuseMsg(c, f, 'SLOW_CONSUMER');
+    if (!this.#hasRoom(target)) return this.#refuseMsg(c, f, DropReason.SLOW_CONSUMER);
     f.from = c.label;
     this.#forward(c, target, f);
   }
@@ -735,21 +829,19 @@ export class Router extends Emitter<RouterEvents> {
     const name = splitAddress(f.to).name;
     const target = this.#peer(c.ns!, name) ?? this.#pickMember(c.ns!, name);
     if (!target) {
-      this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
-      c.connection.write(
-        frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.NO_ROUTE, message: `no peer or group "${name}"` }),
-      );
+      this.#drop(c, f, f.to, DropReason.NO_ROUTE);
+      this.#send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.NO_ROUTE, message: `no peer or group "${name}"` }), c);
       return;
     }
-    const refuse = (reason: string, message: string): void => {
+    const refuse = (reason: DropReason, message: string): void => {
       this.#drop(c, f, f.to, reason);
-      c.connection.write(frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }));
+      this.#send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }), c);
     };
     if (c.requests.size >= this.limits.maxPendingRequests) {
-      return refuse(ErrorCode.LIMIT, `${this.limits.maxPendingRequests} requests already awaiting replies`);
+      return refuse(DropReason.LIMIT, `${this.limits.maxPendingRequests} requests already awaiting replies`);
     }
-    if (c.requests.has(f.id)) return refuse(ErrorCode.LIMIT, `request id ${f.id} is already in flight`);
-    if (!this.#hasRoom(target)) return refuse('SLOW_CONSUMER', `"${name}" is not keeping up`);
+    if (c.requests.has(f.id)) return refuse(DropReason.LIMIT, `request id ${f.id} is already in flight`);
+    if (!this.#hasRoom(target)) return refuse(DropReason.SLOW_CONSUMER, `"${name}" is not keeping up`);
     const now = Date.now();
     const r: InFlight = { id: f.id, requester: c, responder: target, start: performance.now(), deadline: now + Math.min(f.timeout, 0x7fffffff) };
     if (c.requests === NO_REQUESTS) c.requests = new Map();
@@ -765,7 +857,7 @@ export class Router extends Emitter<RouterEvents> {
   #rep(c: Conn, f: FrameOf<typeof Kind.Rep>): void {
     const requester = this.#peer(c.ns!, f.to);
     const r = requester?.requests.get(f.id);
-    if (!requester || !r || r.responder !== c) return this.#drop(c, f, f.to, requester ? 'NOT_REQUESTED' : ErrorCode.NO_ROUTE);
+    if (!requester || !r || r.responder !== c) return this.#drop(c, f, f.to, requester ? DropReason.NOT_REQUESTED : DropReason.NO_ROUTE);
     this.#settleRequest(r);
     const seconds = (performance.now() - r.start) / 1000;
     const l = this.#latency;
@@ -775,6 +867,8 @@ export class Router extends Emitter<RouterEvents> {
     l.sum += seconds;
     l.count++;
     f.from = c.label;
+    // A requester that does not read its socket gets no more replies: it times out, and is cut
+    // as a slow consumer if it stays over the cap.
     this.#forward(c, requester, f);
   }
 
@@ -782,15 +876,16 @@ export class Router extends Emitter<RouterEvents> {
   #tunnelOpen(c: Conn, f: FrameOf<typeof Kind.TOpen>): void {
     const target = this.#peer(c.ns!, splitAddress(f.to).name);
     const key = `${c.id}:${f.tid}`;
-    const refuse = (code: string, message: string): void => {
-      this.#drop(c, f, f.to, code);
-      c.connection.write(frame(Kind.TClose, { to: c.label, from: '', tid: f.tid, dir: 1, code, message }));
+    const refuse = (code: typeof ErrorCode.NO_ROUTE | typeof ErrorCode.PROTOCOL | typeof ErrorCode.LIMIT, message: string, reason: DropReason = code): void => {
+      this.#drop(c, f, f.to, reason);
+      this.#send(c, frame(Kind.TClose, { to: c.label, from: '', tid: f.tid, dir: 1, code, message }), c);
     };
     if (!target) return refuse(ErrorCode.NO_ROUTE, `no peer "${splitAddress(f.to).name}"`);
     if (this.#tunnels.has(key)) return refuse(ErrorCode.PROTOCOL, `tunnel ${f.tid} is already open`);
     // Each open tunnel costs the relay a record: bounded per connection, at both ends.
     const max = this.limits.maxTunnels;
     if (c.tunnels.size >= max || target.tunnels.size >= max) return refuse(ErrorCode.LIMIT, `at most ${max} open tunnels per connection`);
+    if (!this.#hasRoom(target)) return refuse(ErrorCode.LIMIT, `"${target.label}" is not keeping up`, DropReason.SLOW_CONSUMER);
     const t: TunnelRecord = { tid: f.tid, opener: c, acceptor: target, ends: 0, credit: [0, f.window] };
     this.#tunnels.set(key, t);
     if (c.tunnels === NO_TUNNELS) c.tunnels = new Set();
@@ -809,26 +904,50 @@ export class Router extends Emitter<RouterEvents> {
     c: Conn,
     f: FrameOf<typeof Kind.TAccept> | FrameOf<typeof Kind.TData> | FrameOf<typeof Kind.TCredit> | FrameOf<typeof Kind.TEnd> | FrameOf<typeof Kind.TClose>,
   ): void {
+    const t = this.#tunnelOf(c, f);
+    if (!t) return this.#drop(c, f, f.to, DropReason.NO_TUNNEL);
     const fromOpener = f.kind !== Kind.TAccept && f.dir === 0;
-    const opener = fromOpener ? c : this.#peer(c.ns!, f.to);
-    const t = opener && this.#tunnels.get(`${opener.id}:${f.tid}`);
-    if (!t || (fromOpener ? t.opener !== c : t.acceptor !== c)) return this.#drop(c, f, f.to, 'NO_TUNNEL');
     const target = fromOpener ? t.acceptor : t.opener;
     const d: 0 | 1 = fromOpener ? 0 : 1;
     if (f.kind === Kind.TAccept) t.credit[0] += f.window;
     else if (f.kind === Kind.TCredit) t.credit[fromOpener ? 1 : 0] += f.bytes;
     else if (f.kind === Kind.TData && (t.credit[d] -= f.body.length) < 0) {
-      // Both ends learn the tunnel is over, each as if from the other end.
-      this.#forgetTunnel(t);
-      this.#drop(c, f, f.to, ErrorCode.PROTOCOL);
-      const message = 'tunnel data beyond the granted window';
-      c.connection.write(frame(Kind.TClose, { to: c.label, from: target.label, tid: t.tid, dir: fromOpener ? 1 : 0, code: ErrorCode.PROTOCOL, message }));
-      target.connection.write(frame(Kind.TClose, { to: target.label, from: c.label, tid: t.tid, dir: d, code: ErrorCode.PROTOCOL, message }));
-      return;
+      this.#drop(c, f, f.to, DropReason.PROTOCOL);
+      return this.#endTunnel(t, ErrorCode.PROTOCOL, 'tunnel data beyond the granted window');
+    }
+    if (f.kind !== Kind.TClose && !this.#hasRoom(target)) {
+      // Dropping a tunnel frame would break the stream: the tunnel ends instead, and the relay
+      // queues nothing more for a connection that is not reading.
+      this.#drop(c, f, f.to, DropReason.SLOW_CONSUMER);
+      return this.#endTunnel(t, ErrorCode.LIMIT, `${target.label} is not keeping up (over its relay buffer)`);
     }
     if (f.kind === Kind.TClose || (f.kind === Kind.TEnd && ++t.ends === 2)) this.#forgetTunnel(t);
     f.from = c.label;
-    this.#forward(c, target, f);
+    // A TCLOSE goes through even over the cap: at most one per tunnel end.
+    this.#forward(c, target, f, f.kind === Kind.TClose);
+  }
+
+  /** The open tunnel a frame from `c` belongs to, if `c` is the end it says it comes from. */
+  #tunnelOf(
+    c: Conn,
+    f: FrameOf<typeof Kind.TAccept> | FrameOf<typeof Kind.TData> | FrameOf<typeof Kind.TCredit> | FrameOf<typeof Kind.TEnd> | FrameOf<typeof Kind.TClose>,
+  ): TunnelRecord | undefined {
+    const fromOpener = f.kind !== Kind.TAccept && f.dir === 0;
+    const opener = fromOpener ? c : this.#peer(c.ns!, f.to);
+    const t = opener && this.#tunnels.get(`${opener.id}:${f.tid}`);
+    if (!t || (fromOpener ? t.opener !== c : t.acceptor !== c)) return undefined;
+    return t;
+  }
+
+  /**
+   * Ends a tunnel from the relay: each end gets a TCLOSE as if from the other end. Sent even to
+   * a connection over its buffer cap (one small frame per tunnel end).
+   */
+  #endTunnel(t: TunnelRecord, code: string, message: string): void {
+    this.#forgetTunnel(t);
+    const { opener: o, acceptor: a } = t;
+    o.connection.write(frame(Kind.TClose, { to: o.label, from: a.label, tid: t.tid, dir: 1, code, message }));
+    a.connection.write(frame(Kind.TClose, { to: a.label, from: o.label, tid: t.tid, dir: 0, code, message }));
   }
 
   #forgetTunnel(t: TunnelRecord): void {
@@ -837,11 +956,17 @@ export class Router extends Emitter<RouterEvents> {
     t.acceptor.tunnels.delete(t);
   }
 
-  /** Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. */
+  /**
+   * Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. An ack must
+   * come from the destination it names (`dest`, by name or id): anyone else could make a sender
+   * drop messages its receiver never got. Its `from` is stamped as that `dest`, so the sender
+   * can check it too.
+   */
   #ack(c: Conn, f: FrameOf<typeof Kind.Ack>): void {
+    if (f.dest !== c.id && (c.name === undefined || f.dest !== c.name)) return this.#drop(c, f, f.to, DropReason.NOT_DESTINATION);
     const target = this.#peer(c.ns!, f.to);
-    if (!target) return this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
-    f.from = c.label;
+    if (!target) return this.#drop(c, f, f.to, DropReason.NO_ROUTE);
+    f.from = f.dest;
     this.#forward(c, target, f);
   }
 
@@ -852,7 +977,7 @@ export class Router extends Emitter<RouterEvents> {
       return this.#refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
     }
     const subs = c.ns!.topics.match(f.topic, this.#matched);
-    if (subs.size === 0) return this.#drop(c, f, f.topic, ErrorCode.NO_ROUTE);
+    if (subs.size === 0) return this.#drop(c, f, f.topic, DropReason.NO_ROUTE);
     f.from = c.label;
     this.#fanOut(c, subs, f, f.topic);
     subs.clear();
@@ -861,8 +986,8 @@ export class Router extends Emitter<RouterEvents> {
   #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
     const group = c.ns!.groups.get(splitAddress(f.to).name);
     if (!group) {
-      this.#drop(c, f, f.to, ErrorCode.NO_ROUTE);
-      c.connection.write(frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }));
+      this.#drop(c, f, f.to, DropReason.NO_ROUTE);
+      this.#send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }), c);
       return;
     }
     f.from = c.label;
@@ -881,6 +1006,15 @@ export class Router extends Emitter<RouterEvents> {
       return this.#refuse(c, f.ref, ErrorCode.AUTH, `may not subscribe to "${f.pattern}"`);
     }
     if (!c.patterns.has(f.pattern)) {
+      const { maxSubscriptions, maxPatternTokens } = this.limits;
+      if (c.patterns.size >= maxSubscriptions) {
+        this.#drop(c, f, f.pattern, DropReason.LIMIT);
+        return this.#refuse(c, f.ref, ErrorCode.LIMIT, `at most ${maxSubscriptions} subscriptions per connection`);
+      }
+      if (tokenCount(f.pattern) > maxPatternTokens) {
+        this.#drop(c, f, f.pattern, DropReason.LIMIT);
+        return this.#refuse(c, f.ref, ErrorCode.LIMIT, `a pattern may have at most ${maxPatternTokens} tokens`);
+      }
       if (c.patterns === NONE) c.patterns = new Set();
       c.patterns.add(f.pattern);
       ns.topics.add(f.pattern, c);
@@ -909,9 +1043,11 @@ export class Router extends Emitter<RouterEvents> {
   }
 
   #peers(c: Conn, f: FrameOf<typeof Kind.Peers>): void {
+    // The answer can be large: no work for a connection that would not get it.
+    if (!this.#hasRoom(c)) return this.#drop(c, f, c.label, DropReason.SLOW_CONSUMER);
     const list: { name: string; id: string }[] = [];
     for (const [name, p] of c.ns!.byName) list.push({ name, id: p.id });
-    c.connection.write(frame(Kind.Ok, { ref: f.ref }, msgpackEncode(list), BodyCodec.Msgpack));
+    this.#send(c, frame(Kind.Ok, { ref: f.ref }, msgpackEncode(list), BodyCodec.Msgpack), c);
   }
 
   // ---- helpers ------------------------------------------------------------------------------
@@ -938,10 +1074,19 @@ export class Router extends Emitter<RouterEvents> {
     return member;
   }
 
-  #forward(c: Conn, target: Conn, f: Frame): void {
+  /**
+   * Forwards a frame from `c` to `target` if `target` has room (see `#send`), else drops it
+   * (SLOW_CONSUMER) and returns false. `force` skips the check, for a TCLOSE (one per tunnel end).
+   */
+  #forward(c: Conn, target: Conn, f: Frame, force = false): boolean {
+    if (!force && !this.#hasRoom(target)) {
+      this.#drop(c, f, target.label, DropReason.SLOW_CONSUMER);
+      return false;
+    }
     // The body is a view into a message this relay received and owns: never changed.
     target.connection.write(f, true);
     if (this.listens('trace')) this.#trace('forward', f, c.label, target.label);
+    return true;
   }
 
   #fanOut(c: Conn, targets: Iterable<Conn>, f: Frame, to: string): void {
@@ -954,7 +1099,7 @@ export class Router extends Emitter<RouterEvents> {
     let n = 0;
     for (const t of targets) {
       if (!this.#hasRoom(t)) {
-        this.#drop(c, f, t.label, 'SLOW_CONSUMER');
+        this.#drop(c, f, t.label, DropReason.SLOW_CONSUMER);
         continue;
       }
       if (large) t.connection.write(f, true);
@@ -968,17 +1113,38 @@ export class Router extends Emitter<RouterEvents> {
   }
 
   #ok(c: Conn, ref: number): void {
-    c.connection.write(frame(Kind.Ok, { ref }));
+    this.#send(c, frame(Kind.Ok, { ref }), c);
   }
 
   #refuse(c: Conn, ref: number, code: Code, message: string): void {
     if (code === ErrorCode.AUTH) this.emit('auth-failure', { id: c.id, name: c.name ?? '', message });
-    c.connection.write(frame(Kind.Err, { ref, code, message }));
+    this.#send(c, frame(Kind.Err, { ref, code, message }), c);
   }
 
-  #drop(c: Conn, f: Frame | undefined, to: string, reason: string): void {
-    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
+  /**
+   * Queues `f` for `target` when its outgoing buffer is within `maxBufferedBytes`; otherwise
+   * drops it (SLOW_CONSUMER, on behalf of `from`) and returns false. Every frame the relay
+   * queues for a connection comes through here, or through a path that checked the same room
+   * first (forwarded MSG, REQ, tunnel frames, fan-out); the exceptions are bounded and named
+   * where they are: the BYE that closes a connection, one TCLOSE per tunnel end, WELCOME and
+   * the held messages (at most `holdMaxBytes`) written to a connection that just opened.
+   */
+  #send(target: Conn, f: Frame, from: Conn): boolean {
+    if (!this.#hasRoom(target)) {
+      this.#drop(from, f, target.label, DropReason.SLOW_CONSUMER);
+      return false;
+    }
+    target.connection.write(f);
+    return true;
+  }
+
+  #drop(c: Conn, f: Frame | undefined, to: string, reason: DropReason): void {
+    this.#count(reason);
     if (f && this.listens('trace')) this.#trace('drop', f, c.label, to, reason);
+  }
+
+  #count(reason: DropReason): void {
+    this.#drops.set(reason, (this.#drops.get(reason) ?? 0) + 1);
   }
 
   #trace(type: TraceEvent['type'], f: Frame, from: string, to: string, reason?: string): void {
@@ -995,7 +1161,7 @@ export class Router extends Emitter<RouterEvents> {
     for (const w of ns.watchers) {
       if (w === c) continue;
       if (this.#hasRoom(w)) w.connection.write(f);
-      else this.#drop(c, f, w.label, 'SLOW_CONSUMER');
+      else this.#drop(c, f, w.label, DropReason.SLOW_CONSUMER);
     }
   }
 
@@ -1048,9 +1214,7 @@ export class Router extends Emitter<RouterEvents> {
       // Requests this peer was serving will never be answered: tell their requesters now.
       for (const r of [...c.serving]) {
         this.#settleRequest(r);
-        r.requester.connection.write(
-          frame(Kind.Rep, { to: r.requester.label, from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }),
-        );
+        this.#send(r.requester, frame(Kind.Rep, { to: r.requester.label, from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }), c);
       }
       for (const r of [...c.requests.values()]) this.#settleRequest(r);
       // Tunnels through this peer are over: their other ends fail with CLOSED.
@@ -1083,6 +1247,13 @@ function info(c: Conn): ConnectionInfo {
 
 function allowed(patterns: readonly string[] | undefined, test: (p: string) => boolean): boolean {
   return patterns === undefined || patterns.some(test);
+}
+
+/** Tokens in a topic or pattern. */
+function tokenCount(s: string): number {
+  let n = 1;
+  for (let i = s.indexOf('.'); i >= 0; i = s.indexOf('.', i + 1)) n++;
+  return n;
 }
 
 /** Whether every topic matched by `requested` is matched by `allowed`. */

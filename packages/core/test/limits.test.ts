@@ -249,24 +249,35 @@ describe('limits - rateLimit', () => {
     const got: number[] = [];
     await sub.subscribe<number>('ticks', (body) => got.push(body)).ready;
     const errors = record(pub, 'error');
-    /** Round trips on both links: what the relay did with earlier publishes has arrived. */
+    let published = 0;
+    /**
+     * Round trips on both links: what the relay did with earlier publishes has arrived. A PEERS
+     * counts against the rate too: once the relay has taken every publish, the clock moves
+     * 200 ms, one token for it.
+     */
     const settle = async (): Promise<void> => {
+      await expect.poll(() => n.router.metrics().framesIn.Pub).toBe(published);
+      vi.setSystemTime(Date.now() + 200);
       await pub.peers();
       await sub.peers();
     };
-    for (let i = 0; i < 15; i++) pub.publish('ticks', i);
+    const publish = (i: number): void => {
+      pub.publish('ticks', i);
+      published++;
+    };
+    for (let i = 0; i < 15; i++) publish(i);
     await settle();
     expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(errors).toHaveLength(1);
     expect(errors[0]).toBeInstanceOf(LimitError);
     expect(errors[0]).toMatchObject({ code: 'LIMIT' });
     expect(n.router.metrics().drops).toEqual({ RATE: 5 });
-    // A second later the bucket holds 5 tokens again, and one more error may be sent.
+    // A second after the first error the bucket holds 5 tokens again, and one more error may be sent.
     vi.setSystemTime(Date.now() + 1000);
-    for (let i = 15; i < 25; i++) pub.publish('ticks', i);
+    for (let i = 15; i < 25; i++) publish(i);
     await settle();
     // Within that same second: dropped, and no further error.
-    for (let i = 25; i < 30; i++) pub.publish('ticks', i);
+    for (let i = 25; i < 30; i++) publish(i);
     await settle();
     expect(got).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 18, 19]);
     expect(errors.map((e) => (e as LimitError).code)).toEqual(['LIMIT', 'LIMIT']);
@@ -281,12 +292,16 @@ describe('limits - rateLimit', () => {
     const sub = await n.peer({ name: 'sub' });
     let got = 0;
     await sub.subscribe('ticks', () => got++).ready;
-    /** Publishes `count` at this instant and returns how many got through. */
+    const rateDrops = (): number => n.router.metrics().drops.RATE ?? 0;
+    /**
+     * Publishes `count` at this instant and returns how many got through, once the relay has
+     * either delivered or dropped each (no round trip on pub's link: it would take a token).
+     */
     const burst = async (count: number): Promise<number> => {
       const before = got;
+      const dropsBefore = rateDrops();
       for (let i = 0; i < count; i++) pub.publish('ticks', i);
-      await pub.peers();
-      await sub.peers();
+      await expect.poll(() => got - before + rateDrops() - dropsBefore).toBe(count);
       return got - before;
     };
     expect(await burst(12)).toBe(10);
@@ -305,6 +320,10 @@ describe('limits - rateLimit', () => {
     await member.join('crew');
     const errors = record(caster, 'error');
     for (let i = 0; i < 4; i++) caster.broadcast('crew', i);
+    // A PEERS round trip counts against the rate too: once the relay has taken the broadcasts,
+    // one second brings one token for it.
+    await expect.poll(() => n.router.metrics().framesIn.Bcast).toBe(4);
+    vi.setSystemTime(Date.now() + 1000);
     await caster.peers();
     await member.peers();
     expect(member.mailbox().size).toBe(2);
@@ -577,6 +596,8 @@ describe('limits - validation', () => {
       holdMaxBytes: 1024 * 1024,
       holdMaxTotalBytes: 64 * 1024 * 1024,
       maxTunnels: 1000,
+      maxSubscriptions: 1000,
+      maxPatternTokens: 32,
     });
   });
 

@@ -206,6 +206,20 @@ describe('send - acks go to the right message', () => {
     await expect(anon1.receive({ timeout: 5000 })).resolves.toMatchObject({ id: to1 });
     await expect.poll(() => delivered.map((d) => d.id)).toEqual([to2, to1]);
   });
+
+  it('ignores an ack whose from is not the destination it names, even if a relay let it through', async () => {
+    // A relay that does not check acks (an older one) stamps the acking peer's own name: here
+    // every ACK alice gets claims to come from mallory. She must not settle anything on it.
+    const alice = await net.peer({ name: 'alice' }, { in: (f) => (f.kind === Kind.Ack && f.status === AckStatus.Ok ? [{ ...f, from: 'mallory' }] : [f]) });
+    const bob = await net.peer({ name: 'bob' });
+    const delivered = record(alice, 'delivered');
+    const traces = record(alice, 'trace');
+    await alice.send('bob', 'hi');
+    await expect(bob.receive({ timeout: 5000 })).resolves.toMatchObject({ body: 'hi' });
+    await expect.poll(() => traces.filter((t) => t.type === 'drop' && t.reason === 'NOT_DESTINATION').length).toBeGreaterThan(0);
+    expect(delivered).toEqual([]);
+    expect(alice.outboxSize).toBe(1);
+  });
 });
 
 describe('send - undeliverable messages', () => {

@@ -29,10 +29,17 @@ const flags = {
   'max-connections': { env: 'MISSIVE_MAX_CONNECTIONS', type: 'string', help: 'most connections at once (default 10000)' },
   'max-peers-per-namespace': { env: 'MISSIVE_MAX_PEERS_PER_NAMESPACE', type: 'string', help: 'most peers in one namespace (default 10000)' },
   'max-pending-requests': { env: 'MISSIVE_MAX_PENDING_REQUESTS', type: 'string', help: 'requests awaiting a reply per peer (default 1000)' },
-  'rate-limit': { env: 'MISSIVE_RATE_LIMIT', type: 'string', help: 'messages per second per connection, bursts up to 2x (default 100000)' },
+  'rate-limit': { env: 'MISSIVE_RATE_LIMIT', type: 'string', help: 'frames per second per connection, bursts up to 2x (default 100000)' },
   'max-buffered': { env: 'MISSIVE_MAX_BUFFERED', type: 'string', help: 'outgoing bytes buffered per connection before best-effort frames drop (default 8388608)' },
   'slow-consumer-timeout': { env: 'MISSIVE_SLOW_CONSUMER_TIMEOUT', type: 'string', help: 'ms over the buffer cap before a peer is disconnected (default 5000)' },
   'handshake-timeout': { env: 'MISSIVE_HANDSHAKE_TIMEOUT', type: 'string', help: 'ms to finish the handshake (default 10000)' },
+  'hold-ttl': { env: 'MISSIVE_HOLD_TTL', type: 'string', help: 'ms to hold sends for an offline name, 0 = off (default 60000)' },
+  'hold-max-messages': { env: 'MISSIVE_HOLD_MAX_MESSAGES', type: 'string', help: 'messages held per offline name (default 1000)' },
+  'hold-max-bytes': { env: 'MISSIVE_HOLD_MAX_BYTES', type: 'string', help: 'bytes held per offline name (default 1048576)' },
+  'hold-max-total-bytes': { env: 'MISSIVE_HOLD_MAX_TOTAL_BYTES', type: 'string', help: 'bytes held for all offline names (default 67108864)' },
+  'max-tunnels': { env: 'MISSIVE_MAX_TUNNELS', type: 'string', help: 'open tunnels per connection (default 1000)' },
+  'max-subscriptions': { env: 'MISSIVE_MAX_SUBSCRIPTIONS', type: 'string', help: 'subscription patterns per connection (default 1000)' },
+  'max-pattern-tokens': { env: 'MISSIVE_MAX_PATTERN_TOKENS', type: 'string', help: 'tokens in one subscription pattern (default 32)' },
   heartbeat: { env: 'MISSIVE_HEARTBEAT', type: 'string', help: 'ping interval in ms; dead peers go within twice this (default 10000)' },
   'tls-cert': { env: 'MISSIVE_TLS_CERT', type: 'string', help: 'PEM certificate file: serve wss:// and https://' },
   'tls-key': { env: 'MISSIVE_TLS_KEY', type: 'string', help: 'PEM private key file' },
@@ -113,6 +120,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   set('maxBufferedBytes', 'max-buffered');
   set('slowConsumerTimeout', 'slow-consumer-timeout');
   set('handshakeTimeout', 'handshake-timeout');
+  set('holdTtl', 'hold-ttl');
+  set('holdMaxMessages', 'hold-max-messages');
+  set('holdMaxBytes', 'hold-max-bytes');
+  set('holdMaxTotalBytes', 'hold-max-total-bytes');
+  set('maxTunnels', 'max-tunnels');
+  set('maxSubscriptions', 'max-subscriptions');
+  set('maxPatternTokens', 'max-pattern-tokens');
   if (Object.keys(limits).length > 0) options.limits = limits;
   const hb = num('heartbeat', get('heartbeat'));
   if (hb !== undefined) options.heartbeatInterval = hb;

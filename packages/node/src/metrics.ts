@@ -27,6 +27,10 @@ export function renderMetrics(m: RouterMetrics): string {
   byLabel('missive_bytes_out_total', 'kind', m.bytesOut);
   metric('missive_drops_total', 'counter', 'Frames dropped or refused, by reason.');
   byLabel('missive_drops_total', 'reason', m.drops);
+  metric('missive_held_messages', 'gauge', 'Durable messages held for offline names.');
+  out.push(`missive_held_messages ${m.held.messages}`);
+  metric('missive_held_bytes', 'gauge', 'What held messages count against holdMaxTotalBytes (encoded size plus per-message overhead).');
+  out.push(`missive_held_bytes ${m.held.bytes}`);
   metric('missive_requests_total', 'counter', 'Requests forwarded to a peer.');
   out.push(`missive_requests_total ${m.requests}`);
   metric('missive_request_duration_seconds', 'histogram', 'Request round trips through the relay.');

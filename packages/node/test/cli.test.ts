@@ -11,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type Peer } from '../src/index.js';
+import { parseOptions } from '../src/cli.js';
+import { connect, Router, type Peer, type RouterLimits } from '../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'packages/node/bin/missive-relay.mjs');
@@ -137,6 +138,13 @@ const FLAGS: Record<string, string> = {
   'max-buffered': 'MISSIVE_MAX_BUFFERED',
   'slow-consumer-timeout': 'MISSIVE_SLOW_CONSUMER_TIMEOUT',
   'handshake-timeout': 'MISSIVE_HANDSHAKE_TIMEOUT',
+  'hold-ttl': 'MISSIVE_HOLD_TTL',
+  'hold-max-messages': 'MISSIVE_HOLD_MAX_MESSAGES',
+  'hold-max-bytes': 'MISSIVE_HOLD_MAX_BYTES',
+  'hold-max-total-bytes': 'MISSIVE_HOLD_MAX_TOTAL_BYTES',
+  'max-tunnels': 'MISSIVE_MAX_TUNNELS',
+  'max-subscriptions': 'MISSIVE_MAX_SUBSCRIPTIONS',
+  'max-pattern-tokens': 'MISSIVE_MAX_PATTERN_TOKENS',
   heartbeat: 'MISSIVE_HEARTBEAT',
   'tls-cert': 'MISSIVE_TLS_CERT',
   'tls-key': 'MISSIVE_TLS_KEY',
@@ -159,6 +167,33 @@ describe('missive-relay CLI', () => {
       expect(line, flag).toContain(`[${env}]`);
     }
     expect(r.stderr.lines).toEqual([]);
+  });
+
+  it('sets every Router limit from a flag or its environment variable', () => {
+    const limitFlags: Record<string, keyof RouterLimits> = {
+      'max-frame': 'maxFrameBytes',
+      'max-connections': 'maxConnections',
+      'max-peers-per-namespace': 'maxPeersPerNamespace',
+      'max-pending-requests': 'maxPendingRequests',
+      'rate-limit': 'rateLimit',
+      'max-buffered': 'maxBufferedBytes',
+      'slow-consumer-timeout': 'slowConsumerTimeout',
+      'handshake-timeout': 'handshakeTimeout',
+      'hold-ttl': 'holdTtl',
+      'hold-max-messages': 'holdMaxMessages',
+      'hold-max-bytes': 'holdMaxBytes',
+      'hold-max-total-bytes': 'holdMaxTotalBytes',
+      'max-tunnels': 'maxTunnels',
+      'max-subscriptions': 'maxSubscriptions',
+      'max-pattern-tokens': 'maxPatternTokens',
+    };
+    // Every limit the Router has is settable: a new limit without a flag fails here.
+    expect(Object.values(limitFlags).sort()).toEqual(Object.keys(new Router().limits).sort());
+    const argv = Object.keys(limitFlags).flatMap((flag, i) => [`--${flag}`, String(i + 1)]);
+    const { options } = parseOptions(argv, {});
+    expect(options.limits).toEqual(Object.fromEntries(Object.values(limitFlags).map((key, i) => [key, i + 1])));
+    const fromEnv = parseOptions([], { MISSIVE_HOLD_TTL: '0', MISSIVE_HOLD_MAX_TOTAL_BYTES: '1000' });
+    expect(fromEnv.options.limits).toEqual({ holdTtl: 0, holdMaxTotalBytes: 1000 });
   });
 
   it('exits 2 with a message and the usage for a bad flag or value', async () => {

@@ -3,7 +3,8 @@
  * with a strict parser (fixtures/prometheus.ts) after known traffic over real sockets.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { AuthError, connect, createRelay, type Peer, type Relay, type RelayOptions } from '../src/index.js';
+import { readFileSync } from 'node:fs';
+import { AuthError, connect, createRelay, DropReason, type Peer, type Relay, type RelayOptions } from '../src/index.js';
 import { parseExposition, sample, type Exposition } from './fixtures/prometheus.js';
 import { RawClient } from './fixtures/raw-client.js';
 
@@ -40,12 +41,23 @@ const METRICS: Record<string, string> = {
   missive_frames_out_total: 'counter',
   missive_bytes_out_total: 'counter',
   missive_drops_total: 'counter',
+  missive_held_messages: 'gauge',
+  missive_held_bytes: 'gauge',
   missive_requests_total: 'counter',
   missive_request_duration_seconds: 'histogram',
   missive_slow_consumer_disconnects_total: 'counter',
   missive_auth_failures_total: 'counter',
   missive_protocol_errors_total: 'counter',
 };
+
+describe('drop reasons', () => {
+  it('are listed in docs/relay.md exactly as the relay emits them', () => {
+    const doc = readFileSync(new URL('../../../docs/relay.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('### Drop reasons'), doc.indexOf('\n## ', doc.indexOf('### Drop reasons')));
+    const documented = [...section.matchAll(/^\| `([A-Z_]+)` \|/gm)].map((m) => m[1]);
+    expect(documented).toEqual(Object.values(DropReason));
+  });
+});
 
 describe('/metrics', () => {
   it('serves the Prometheus text format with HELP and TYPE for every metric', async () => {

@@ -5,11 +5,9 @@
  * topic with 200 MiB and a pair of peers in this process keeps doing request/reply.
  */
 import { frame, Kind } from '@missive/core/internal';
-import { fork, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, type Peer, type RelayOptions } from '../src/index.js';
+import { Child, every, killChildren } from './fixtures/child.js';
 import type { FloodOptions } from './fixtures/flooder-process.js';
 import { parseExposition, sample } from './fixtures/prometheus.js';
 import { RawClient } from './fixtures/raw-client.js';
@@ -27,83 +25,17 @@ interface Mem {
   rss: number;
 }
 
-/** A forked fixture script spoken to over IPC, one request at a time. */
-class Child {
-  #queue: Promise<unknown> = Promise.resolve();
-  private constructor(readonly process: ChildProcess) {}
-
-  /** Forks `fixtures/<name>` with `args` as JSON and resolves with its first message. */
-  static async start<T>(name: string, args: unknown, execArgv: string[] = []): Promise<[Child, T]> {
-    const file = fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
-    const child = fork(file, [JSON.stringify(args)], {
-      execArgv: ['--conditions=source', '--import', 'tsx', ...execArgv],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    });
-    children.push(child);
-    const [first] = (await Promise.race([
-      once(child, 'message'),
-      once(child, 'exit').then(([code]) => Promise.reject(new Error(`${name} exited with ${String(code)} before it was ready`))),
-    ])) as [T];
-    return [new Child(child), first];
-  }
-
-  /** Sends `msg` and resolves with the next message back. */
-  ask<T>(msg: unknown): Promise<T> {
-    const next = this.#queue.then(async () => {
-      const reply = once(this.process, 'message') as Promise<[T]>;
-      this.process.send(msg as object);
-      return (await reply)[0];
-    });
-    this.#queue = next.catch(() => {});
-    return next;
-  }
-}
-
-const children: ChildProcess[] = [];
 const peers: Peer[] = [];
 const raws: RawClient[] = [];
 afterAll(async () => {
   for (const c of raws) c.terminate();
   await Promise.all(peers.map((p) => p.close().catch(() => {})));
-  await Promise.all(
-    children.map(async (c) => {
-      if (c.exitCode !== null || c.signalCode !== null) return;
-      const exited = once(c, 'exit');
-      c.kill('SIGKILL');
-      await exited;
-    }),
-  );
+  await killChildren();
 });
 
 async function metrics(port: number): Promise<ReturnType<typeof parseExposition>> {
   const res = await fetch(`http://127.0.0.1:${port}/metrics`);
   return parseExposition(await res.text());
-}
-
-/** Calls `fn` every `ms` until stopped; resolves with what it returned each time. */
-function every<T>(ms: number, fn: () => Promise<T>): { stop(): Promise<T[]> } {
-  const out: T[] = [];
-  let stopped = false;
-  let wake: (() => void) | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  const loop = (async () => {
-    while (!stopped) {
-      out.push(await fn());
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-        timer = setTimeout(resolve, ms);
-      });
-    }
-  })();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      wake?.();
-      await loop;
-      return out;
-    },
-  };
 }
 
 const mib = (n: number): string => (n / MiB).toFixed(1);
