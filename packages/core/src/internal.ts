@@ -11,4 +11,4 @@ export { Emitter } from './emitter.js';
 export { TopicTrie, checkTopic, checkPattern } from './topics.js';
 export { splitAddress, checkAddress, checkName, DEFAULT_PORT, ID_PREFIX } from './address.js';
 export { macrotask } from './schedule.js';
-export { randomToken } from './router.js';
+export { randomToken, randomHex, randomStart } from './store/ids.js';

@@ -4,7 +4,7 @@
  * receiver-side dedup state, so a peer restarted on a persistent store neither loses nor
  * re-delivers.
  */
-import { randomToken } from './router.js';
+import { randomToken } from './store/ids.js';
 
 /** One unacknowledged message. */
 export interface OutboxEntry {

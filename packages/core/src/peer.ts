@@ -13,13 +13,18 @@ import {
   ClosedError,
   ErrorCode,
   errorFromCode,
+  errorFromWire,
+  handlerCode,
   LimitError,
+  messageOf,
   MissiveError,
   NoRouteError,
   ProtocolError,
-  RemoteError,
+  remoteWireCode,
   TimeoutError,
+  WireCode,
 } from './errors.js';
+import { randomHex, randomStart } from './store/ids.js';
 import { DEFAULT_MAILBOX_CAPACITY, Mailbox, type Message } from './mailbox.js';
 import { MemoryStore, type OutboxEntry, type OutboxStore } from './outbox.js';
 import { checkPattern, checkTopic, matchTopic } from './topics.js';
@@ -295,7 +300,7 @@ export class Peer extends Emitter<PeerEvents> {
   #nextRef = 1;
   // Request ids start at a random point: if this peer's name reconnects as a new session, a late
   // reply to the old session's request cannot match a new request with the same id.
-  #nextReq = 1 + (crypto.getRandomValues(new Uint32Array(1))[0]! >>> 1);
+  #nextReq = 1 + randomStart();
   #nextBcast = 0;
   #closed: ClosedError | undefined;
 
@@ -352,7 +357,7 @@ export class Peer extends Emitter<PeerEvents> {
       secret: options.secret ?? '',
       token: options.token ?? '',
       // Proves to the relay, on reconnection, that this is the same peer as the old link.
-      session: sessionToken(),
+      session: randomHex(16),
     };
     let link: Link;
     try {
@@ -864,10 +869,8 @@ export class Peer extends Emitter<PeerEvents> {
       } catch (err) {
         p.reject(err);
       }
-    } else if (f.code === ErrorCode.REMOTE || f.code.startsWith('REMOTE:')) {
-      p.reject(new RemoteError(f.code.slice(7) || 'ERROR', f.message));
     } else {
-      p.reject(errorFromCode(f.code, f.message));
+      p.reject(errorFromWire(f.code, f.message));
     }
   }
 
@@ -879,8 +882,8 @@ export class Peer extends Emitter<PeerEvents> {
       try {
         ({ bytes, codec } = encodeBody(value, this.#codec, true));
       } catch (err) {
-        code = 'REMOTE:ENCODE';
-        message = `reply could not be encoded: ${err instanceof Error ? err.message : String(err)}`;
+        code = remoteWireCode(err, 'ENCODE');
+        message = `reply could not be encoded: ${messageOf(err)}`;
         bytes = new Uint8Array(0);
         codec = BodyCodec.None;
       }
@@ -900,8 +903,7 @@ export class Peer extends Emitter<PeerEvents> {
       if (ctx.live()) reply('', '', result);
     } catch (err) {
       if (!ctx.live()) return;
-      const code = err instanceof ProtocolError ? 'BAD_BODY' : remoteCode(err);
-      reply(`REMOTE:${code}`, err instanceof Error ? err.message : String(err));
+      reply(remoteWireCode(err, err instanceof ProtocolError ? 'BAD_BODY' : handlerCode(err)), messageOf(err));
     } finally {
       ctx.done();
       this.#handling.delete(ctx);
@@ -989,7 +991,7 @@ export class Peer extends Emitter<PeerEvents> {
         if (kind === 'data') return this.#conn.write(frame(Kind.TData, { to, from: '', tid, dir, eom: fields.eom ?? 1 }, body ?? EMPTY_BODY, flags ?? 0));
         if (kind === 'credit') return this.#conn.write(frame(Kind.TCredit, { to, from: '', tid, dir, bytes: fields.bytes ?? 0 }));
         if (kind === 'end') return this.#conn.write(frame(Kind.TEnd, { to, from: '', tid, dir }));
-        return this.#conn.write(frame(Kind.TClose, { to, from: '', tid, dir, code: fields.code ?? 'NORMAL', message: fields.message ?? '' }));
+        return this.#conn.write(frame(Kind.TClose, { to, from: '', tid, dir, code: fields.code ?? WireCode.NORMAL, message: fields.message ?? '' }));
       },
       done: () => this.#tunnels.delete(key),
     };
@@ -1007,7 +1009,7 @@ export class Peer extends Emitter<PeerEvents> {
     try {
       t = new Tunnel(protocol, f.from, this.#tunnelWire(key, f.from, f.tid, 1), entry.options);
     } catch (err) {
-      return refuse(`REMOTE:${remoteCode(err)}`, err instanceof Error ? err.message : String(err));
+      return refuse(remoteWireCode(err), messageOf(err));
     }
     this.#tunnels.set(key, t);
     t.opened(f.window);
@@ -1016,7 +1018,7 @@ export class Peer extends Emitter<PeerEvents> {
       result = entry.handler(t as Tunnel<never>);
     } catch (err) {
       this.#tunnels.delete(key);
-      return refuse(`REMOTE:${remoteCode(err)}`, err instanceof Error ? err.message : String(err));
+      return refuse(remoteWireCode(err), messageOf(err));
     }
     this.#conn.write(frame(Kind.TAccept, { to: f.from, from: '', tid: f.tid, window: t.window }));
     if (result instanceof Promise) result.catch((err: unknown) => t.abort(err));
@@ -1042,9 +1044,7 @@ export class Peer extends Emitter<PeerEvents> {
         const opening = opened ? this.#opening.get(f.tid) : undefined;
         t.onClose(f.code, f.message);
         if (opening) {
-          opening.reject(
-            f.code.startsWith('REMOTE:') ? new RemoteError(f.code.slice(7), f.message) : errorFromCode(f.code === 'NORMAL' || f.code === 'ABORTED' ? ErrorCode.CLOSED : f.code, f.message),
-          );
+          opening.reject(errorFromWire(f.code === WireCode.NORMAL || f.code === WireCode.ABORTED ? ErrorCode.CLOSED : f.code, f.message));
         }
         return;
       }
@@ -1457,19 +1457,4 @@ class HandlerContext implements RequestContext {
   done(): void {
     clearTimeout(this.#timer);
   }
-}
-
-/** 128 random bits as 32 hex characters. */
-function sessionToken(): string {
-  const b = crypto.getRandomValues(new Uint8Array(16));
-  let s = '';
-  for (const x of b) s += x.toString(16).padStart(2, '0');
-  return s;
-}
-
-function remoteCode(err: unknown): string {
-  if (err !== null && typeof err === 'object' && 'code' in err && typeof err.code === 'string' && err.code.length > 0) {
-    return err.code.slice(0, 64);
-  }
-  return 'ERROR';
 }

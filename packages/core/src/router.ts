@@ -7,6 +7,7 @@
  */
 import { encode as msgpackEncode } from '@msgpack/msgpack';
 import { checkName, ID_PREFIX, splitAddress } from './address.js';
+import { randomToken } from './store/ids.js';
 import { ByteWriter } from './codec/bytes.js';
 import {
   AckStatus,
@@ -1270,11 +1271,3 @@ export function patternCovers(allowedPattern: string, requested: string): boolea
   }
   return a.length === r.length;
 }
-
-/** A random base-36 token of about 5 characters per `words`, from crypto.getRandomValues. */
-export function randomToken(words = 2): string {
-  const a = new Uint32Array(words);
-  crypto.getRandomValues(a);
-  return [...a].map((n) => n.toString(36)).join('');
-}
-

@@ -6,7 +6,7 @@
  */
 import { decodeBody, encodeBody } from './codec/body.js';
 import { BodyCodec, Kind, type FrameOf } from './codec/frames.js';
-import { ClosedError, errorFromCode, LimitError, ProtocolError, RemoteError } from './errors.js';
+import { ClosedError, errorFromWire, LimitError, ProtocolError, RemoteError, WireCode } from './errors.js';
 
 export type TunnelState = 'opening' | 'open' | 'closed';
 
@@ -170,7 +170,7 @@ export class Tunnel<T = Uint8Array> {
       this.#localEnded = true;
       this.#wire.send('end', {});
     }
-    this.#wire.send('close', { code: 'NORMAL', message: reason });
+    this.#wire.send('close', { code: WireCode.NORMAL, message: reason });
     this.#finish(new ClosedError(`tunnel closed${reason ? `: ${reason}` : ''}`), true);
   }
 
@@ -178,7 +178,7 @@ export class Tunnel<T = Uint8Array> {
   abort(reason?: unknown): void {
     if (this.#state === 'closed') return;
     const message = reason instanceof Error ? reason.message : String(reason ?? 'aborted');
-    this.#wire.send('close', { code: 'ABORTED', message });
+    this.#wire.send('close', { code: WireCode.ABORTED, message });
     this.#finish(reason instanceof Error ? reason : new ClosedError(`tunnel aborted: ${message}`), false);
   }
 
@@ -257,13 +257,13 @@ export class Tunnel<T = Uint8Array> {
   /** @internal The other side closed or aborted, or the relay reports it gone. */
   onClose(code: string, message: string): void {
     if (this.#state === 'closed') return;
-    if (code === 'NORMAL') {
+    if (code === WireCode.NORMAL) {
       // Graceful: what has arrived is still readable; writing is over.
       this.#remoteEnded = true;
       this.#finish(new ClosedError(`tunnel closed by ${this.remote}${message ? `: ${message}` : ''}`), true);
       return;
     }
-    const err = code === 'ABORTED' ? new RemoteError('ABORTED', message || 'aborted by the other side') : code.startsWith('REMOTE:') ? new RemoteError(code.slice(7), message) : errorFromCode(code, message);
+    const err = code === WireCode.ABORTED ? new RemoteError(WireCode.ABORTED, message || 'aborted by the other side') : errorFromWire(code, message);
     this.#finish(err, false);
   }
 

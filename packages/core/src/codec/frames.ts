@@ -327,6 +327,7 @@ export function decodeBatch<C = undefined>(
 
 /** A frame longer than the allowed maximum; the connection is closed with LIMIT. */
 export class FrameTooLargeError extends ProtocolError {
+  override name = 'FrameTooLargeError';
   constructor(
     readonly size: number,
     readonly max: number,
