@@ -12,3 +12,4 @@ export { TopicTrie, checkTopic, checkPattern } from './topics.js';
 export { splitAddress, checkAddress, checkName, DEFAULT_PORT, ID_PREFIX } from './address.js';
 export { macrotask } from './schedule.js';
 export { randomToken, randomHex, randomStart } from './store/ids.js';
+export { DedupTable, DEFAULT_DEDUP_STREAMS } from './store/dedup.js';
