@@ -13,3 +13,4 @@ export { splitAddress, checkAddress, checkName, DEFAULT_PORT, ID_PREFIX } from '
 export { macrotask } from './schedule.js';
 export { randomToken, randomHex, randomStart } from './store/ids.js';
 export { DedupTable, DEFAULT_DEDUP_STREAMS } from './store/dedup.js';
+export { invalidEntry, invalidDedup, invalidAck } from './store/outbox.js';
