@@ -23,7 +23,7 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
   }
 
   off<K extends keyof Events>(type: K, fn: Listener<Events[K]>): void {
-    this.#listeners.get(type)?.delete(fn as Listener<never>);
+    if (this.#listeners.get(type)?.delete(fn as Listener<never>)) this.listenerRemoved(type);
   }
 
   /** Whether anyone listens (so costly events are built only when wanted). */
@@ -40,4 +40,7 @@ export class Emitter<Events extends { [K in keyof Events]: unknown }> {
 
   /** Hook for subclasses that start work when the first listener of a type arrives. */
   protected listenerAdded(_type: keyof Events): void {}
+
+  /** Hook for subclasses that stop work when listeners of a type go. */
+  protected listenerRemoved(_type: keyof Events): void {}
 }

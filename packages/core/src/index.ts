@@ -15,7 +15,7 @@ export {
   ErrorCode,
   errorFromCode,
 } from './errors.js';
-export { Peer, createPeer } from './peer.js';
+export { Peer, createPeer } from './peer/peer.js';
 export type {
   PeerOptions,
   PeerEvents,
@@ -28,9 +28,12 @@ export type {
   ReconnectOptions,
   TransportFactory,
   TunnelHandler,
-} from './peer.js';
+} from './peer/types.js';
+export type { PeerSnapshot } from './peer/snapshot.js';
+export type { OutboxSnapshot } from './peer/outbox.js';
+export type { InboxSnapshot } from './peer/inbox.js';
 export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_TUNNEL_MAX_WINDOW, DEFAULT_CHUNK_SIZE } from './tunnel.js';
-export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState } from './tunnel.js';
+export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState, TunnelSnapshot } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
 export { Router, patternCovers, LATENCY_BOUNDS, DropReason, HELD_OVERHEAD } from './router.js';

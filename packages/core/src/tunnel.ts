@@ -63,6 +63,25 @@ export interface TunnelWire {
   done(): void;
 }
 
+/** What `Tunnel.inspect()` returns. */
+export interface TunnelSnapshot {
+  protocol: string;
+  remote: string;
+  mode: TunnelMode;
+  state: TunnelState;
+  bytesIn: number;
+  bytesOut: number;
+  /** The window this end grants now. */
+  window: number;
+  maxWindow: number;
+  /** Bytes this end may still send. */
+  credit: number;
+  /** Bytes received and not yet read. */
+  queuedBytes: number;
+  localEnded: boolean;
+  remoteEnded: boolean;
+}
+
 interface Queued {
   value: unknown;
   size: number;
@@ -158,6 +177,24 @@ export class Tunnel<T = Uint8Array> {
   /** The window this end grants now (sent at open, then grown up to `maxWindow`). */
   get window(): number {
     return this.#window;
+  }
+
+  /** A plain snapshot for diagnostics: state, bytes each way, credit and the unread queue. */
+  inspect(): TunnelSnapshot {
+    return {
+      protocol: this.protocol,
+      remote: this.remote,
+      mode: this.mode,
+      state: this.#state,
+      bytesIn: this.#bytesIn,
+      bytesOut: this.#bytesOut,
+      window: this.#window,
+      maxWindow: this.#maxWindow,
+      credit: this.#credit,
+      queuedBytes: this.#queuedBytes,
+      localEnded: this.#localEnded,
+      remoteEnded: this.#remoteEnded,
+    };
   }
 
   /**

@@ -1,0 +1,117 @@
+/**
+ * The receiving side of delivery: mailboxes, and for durable messages the dedup check (each
+ * message lands once, in order per sender and mailbox) and the acks back to the sender. Group
+ * broadcasts land in the same mailboxes, best-effort.
+ */
+import { DEFAULT_PORT, splitAddress } from '../address.js';
+import { decodeBody } from '../codec/body.js';
+import { AckStatus, frame, Kind, type FrameOf } from '../codec/frames.js';
+import type { ClosedError } from '../errors.js';
+import { Mailbox, type MailboxStats, type Message } from '../mailbox.js';
+import type { OutboxStore } from '../outbox.js';
+import type { DedupTable } from '../store/dedup.js';
+import type { PeerPart, PeerPort } from './port.js';
+
+export class Inbox implements PeerPart {
+  readonly #port: PeerPort;
+  readonly #store: OutboxStore;
+  readonly #dedup: DedupTable;
+  readonly #capacity: number;
+  readonly #mailboxes = new Map<string, Mailbox>();
+  #nextBcast = 0;
+
+  constructor(port: PeerPort, store: OutboxStore, dedup: DedupTable, capacity: number) {
+    this.#port = port;
+    this.#store = store;
+    this.#dedup = dedup;
+    this.#capacity = capacity;
+    this.#mailboxes.set(DEFAULT_PORT, new Mailbox(DEFAULT_PORT, capacity));
+  }
+
+  /** See `Peer.mailbox`. */
+  mailbox<T>(port: string, capacity = this.#capacity): Mailbox<T> {
+    let m = this.#mailboxes.get(port);
+    if (!m) {
+      m = new Mailbox(port, capacity);
+      const closed = this.#port.closedError;
+      if (closed) m.close(closed);
+      this.#mailboxes.set(port, m);
+    }
+    return m as Mailbox<T>;
+  }
+
+  onMsg(f: FrameOf<typeof Kind.Msg>): void {
+    const port = this.#port;
+    const { name: dest, port: box } = splitAddress(f.to);
+    const ack = (status: number): void => {
+      port.write(frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status }));
+    };
+    const key = `${f.origin}\u0000${dest}`;
+    const accepted = this.#dedup.get(key);
+    // The sender says every sequence number below `base` is settled, so a stream we have no
+    // state for (or whose gap was abandoned) restarts at `base`.
+    const hwm = Math.max(accepted, f.base - 1);
+    if (f.seq <= accepted) return ack(AckStatus.Ok); // duplicate: ack again, deliver nothing
+    if (f.seq !== hwm + 1) return ack(AckStatus.Gap);
+    const mailbox = this.#mailboxes.get(box);
+    if (!mailbox) {
+      port.tracer.drop('Msg', f, 'NO_ROUTE');
+      return ack(AckStatus.NoRoute);
+    }
+    let body: unknown;
+    try {
+      body = decodeBody(f.body, f.flags);
+    } catch (err) {
+      // An undecodable body can never be delivered: settle it so the stream does not stall.
+      port.error(err);
+      this.#dedup.set(key, f.seq);
+      return ack(AckStatus.NoRoute);
+    }
+    const msg: Message = { id: `${f.origin}:${f.seq}:${dest}`, from: f.from, to: f.to, body, sentAt: f.sentAt };
+    if (!mailbox.offer(msg)) {
+      port.tracer.drop('Msg', f, 'LIMIT');
+      return ack(AckStatus.Limit);
+    }
+    this.#dedup.set(key, f.seq);
+    const t = port.tracer;
+    if (t.on) t.emit({ type: 'receive', kind: 'Msg', id: msg.id, from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+    void this.#store.setDedup(key, f.seq).then(
+      () => ack(AckStatus.Ok),
+      (err: unknown) => port.error(err),
+    );
+  }
+
+  onBcast(f: FrameOf<typeof Kind.Bcast>): void {
+    const port = this.#port;
+    const mailbox = this.#mailboxes.get(splitAddress(f.to).port);
+    if (!mailbox) return port.tracer.drop('Bcast', f, 'NO_ROUTE');
+    let body: unknown;
+    try {
+      body = decodeBody(f.body, f.flags);
+    } catch (err) {
+      return port.error(err);
+    }
+    const msg: Message = { id: `bcast:${port.id}:${this.#nextBcast++}`, from: f.from, to: f.to, body, sentAt: Date.now() };
+    if (!mailbox.offer(msg)) return port.tracer.drop('Bcast', f, 'LIMIT');
+    const t = port.tracer;
+    if (t.on) t.emit({ type: 'receive', kind: 'Bcast', id: msg.id, from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+  }
+
+  closed(error: ClosedError): void {
+    for (const m of this.#mailboxes.values()) m.close(error);
+  }
+
+  /** Every mailbox's stats and its first `peek` messages (0: none). */
+  inspect(peek = 0): InboxSnapshot {
+    return {
+      dedupStreams: this.#dedup.size,
+      mailboxes: [...this.#mailboxes].map(([port, m]) => ({ port, ...m.stats(), messages: peek > 0 ? m.peek(peek) : [] })),
+    };
+  }
+}
+
+/** What `Inbox.inspect()` returns. */
+export interface InboxSnapshot {
+  dedupStreams: number;
+  mailboxes: (MailboxStats & { port: string; messages: Message[] })[];
+}

@@ -1,0 +1,284 @@
+/**
+ * Request/reply: requests this peer sent and awaits (each with a deadline, an abort path, and
+ * a rejection on link loss unless `retry`), and the handlers that answer requests to it.
+ */
+import { checkAddress, splitAddress } from '../address.js';
+import { encodeBody } from '../codec/body.js';
+import { decodeBody } from '../codec/body.js';
+import { BodyCodec, frame, Kind, type FrameOf } from '../codec/frames.js';
+import {
+  ClosedError,
+  errorFromWire,
+  ErrorCode,
+  handlerCode,
+  LimitError,
+  messageOf,
+  ProtocolError,
+  remoteWireCode,
+  TimeoutError,
+} from '../errors.js';
+import { randomStart } from '../store/ids.js';
+import type { PeerPart, PeerPort } from './port.js';
+import type { Handler, RequestContext, RequestOptions } from './types.js';
+
+interface PendingRequest {
+  resolve(v: unknown): void;
+  reject(e: unknown): void;
+  timer: ReturnType<typeof setTimeout>;
+  cleanup(): void;
+  /** Sent again after a reconnection instead of failing with CLOSED. */
+  retry: boolean;
+  /** Whether it went out on the current link. */
+  sent: boolean;
+  to: string;
+  timeout: number;
+  deadline: number;
+  /** The encoded body (a copy when retried: it may be sent again later). */
+  body: Uint8Array;
+  flags: number;
+}
+
+/** Calls and failures of one handler, for diagnostics. */
+interface HandlerStats {
+  calls: number;
+  errors: number;
+  active: number;
+}
+
+/** setTimeout's largest delay (about 24.8 days); longer deadlines are clamped to it. */
+export const MAX_TIMEOUT = 0x7fffffff;
+
+export interface RequestsOptions {
+  requestTimeout: number;
+  maxPendingRequests: number;
+}
+
+export class Requests implements PeerPart {
+  readonly #port: PeerPort;
+  readonly #opts: RequestsOptions;
+  readonly #pending = new Map<number, PendingRequest>();
+  readonly #handlers = new Map<string, { fn: Handler<unknown, unknown>; stats: HandlerStats }>();
+  readonly #handling = new Set<HandlerContext>();
+  // Request ids start at a random point: if this peer's name reconnects as a new session, a late
+  // reply to the old session's request cannot match a new request with the same id.
+  #nextReq = 1 + randomStart();
+
+  constructor(port: PeerPort, options: RequestsOptions) {
+    this.#port = port;
+    this.#opts = options;
+  }
+
+  /** See `Peer.handle`. */
+  handle<B, R>(port: string, handler: Handler<B, R>): () => void {
+    if (typeof handler !== 'function') throw new TypeError('handler must be a function');
+    const entry = { fn: handler as Handler<unknown, unknown>, stats: { calls: 0, errors: 0, active: 0 } };
+    this.#handlers.set(port, entry);
+    return () => {
+      if (this.#handlers.get(port) === entry) this.#handlers.delete(port);
+    };
+  }
+
+  /** See `Peer.request`. */
+  request<R>(address: string, body: unknown, options: RequestOptions = {}): Promise<R> {
+    const port = this.#port;
+    const timeout = Math.min(options.timeout ?? this.#opts.requestTimeout, MAX_TIMEOUT);
+    if (port.closedError) return Promise.reject(new ClosedError('peer is closed', { cause: port.closedError }));
+    const bad = checkAddress(address);
+    if (bad) return Promise.reject(new TypeError(bad));
+    if (!Number.isFinite(timeout) || timeout <= 0) return Promise.reject(new TypeError('timeout must be a positive number of ms'));
+    if (this.#pending.size >= this.#opts.maxPendingRequests) {
+      return Promise.reject(new LimitError(`${this.#opts.maxPendingRequests} requests already pending`));
+    }
+    const { signal } = options;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const retry = options.retry === true;
+    const connected = port.connected;
+    if (!connected && !retry) {
+      return Promise.reject(new ClosedError('the link is down (reconnecting); pass { retry: true } to send it once it is back'));
+    }
+    let encoded: ReturnType<typeof encodeBody>;
+    try {
+      // A retried request keeps its own copy of the body (it may be written again after the
+      // caller has reused a Uint8Array); others are written out at once.
+      encoded = encodeBody(body, port.codec, !retry);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    const id = this.#nextReq++;
+    return new Promise<R>((resolve, reject) => {
+      const onAbort = (): void => {
+        p.cleanup();
+        reject(signal!.reason);
+      };
+      const p: PendingRequest = {
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: setTimeout(() => {
+          p.cleanup();
+          // Made when the deadline passes, not up front: capturing a stack costs ~8 µs, a
+          // request's whole budget at c=1 is a few hundred. The message names the request.
+          reject(new TimeoutError(`request to ${address} got no reply within ${timeout} ms`));
+        }, timeout),
+        cleanup: () => {
+          clearTimeout(p.timer);
+          signal?.removeEventListener('abort', onAbort);
+          this.#pending.delete(id);
+        },
+        retry,
+        sent: false,
+        to: address,
+        timeout,
+        deadline: Date.now() + timeout,
+        body: encoded.bytes,
+        flags: encoded.codec,
+      };
+      this.#pending.set(id, p);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (connected) this.#send(id, p);
+    });
+  }
+
+  #send(id: number, p: PendingRequest): void {
+    p.sent = true;
+    // A retried request tells the responder only the time it has left.
+    const timeout = Math.max(1, p.deadline - Date.now());
+    this.#port.write(frame(Kind.Req, { to: p.to, from: '', id, timeout }, p.body, p.flags));
+    const t = this.#port.tracer;
+    if (t.on) t.emit({ type: 'send', kind: 'Req', id: String(id), to: p.to, size: p.body.length, at: Date.now() });
+  }
+
+  onRep(f: FrameOf<typeof Kind.Rep>): void {
+    const p = this.#pending.get(f.id);
+    if (!p) return; // timed out or aborted already
+    p.cleanup();
+    const t = this.#port.tracer;
+    if (t.on) t.emit({ type: 'receive', kind: 'Rep', id: String(f.id), from: f.from, size: f.body.length, at: Date.now() });
+    if (f.code === '') {
+      try {
+        p.resolve(decodeBody(f.body, f.flags));
+      } catch (err) {
+        p.reject(err);
+      }
+    } else {
+      p.reject(errorFromWire(f.code, f.message));
+    }
+  }
+
+  async onReq(f: FrameOf<typeof Kind.Req>): Promise<void> {
+    const port = this.#port;
+    const box = splitAddress(f.to).port;
+    const reply = (code: string, message: string, value?: unknown): void => {
+      let bytes: Uint8Array;
+      let codec: number;
+      try {
+        ({ bytes, codec } = encodeBody(value, port.codec, true));
+      } catch (err) {
+        code = remoteWireCode(err, 'ENCODE');
+        message = `reply could not be encoded: ${messageOf(err)}`;
+        bytes = new Uint8Array(0);
+        codec = BodyCodec.None;
+      }
+      port.write(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message }, bytes, codec));
+    };
+    const handler = this.#handlers.get(box);
+    if (!handler) {
+      port.tracer.drop('Req', f, 'NO_ROUTE');
+      return reply(ErrorCode.NO_ROUTE, `no handler for "${box}" on ${port.label}`);
+    }
+    const stats = handler.stats;
+    stats.calls++;
+    stats.active++;
+    const ctx = new HandlerContext(f.from, f.to, Date.now() + Math.min(f.timeout, MAX_TIMEOUT));
+    this.#handling.add(ctx);
+    try {
+      const body = decodeBody(f.body, f.flags);
+      const t = port.tracer;
+      if (t.on) t.emit({ type: 'receive', kind: 'Req', id: String(f.id), from: f.from, to: f.to, size: f.body.length, at: Date.now() });
+      const result = await handler.fn(body, ctx);
+      if (ctx.live()) reply('', '', result);
+    } catch (err) {
+      stats.errors++;
+      if (!ctx.live()) return;
+      reply(remoteWireCode(err, err instanceof ProtocolError ? 'BAD_BODY' : handlerCode(err)), messageOf(err));
+    } finally {
+      stats.active--;
+      ctx.done();
+      this.#handling.delete(ctx);
+    }
+  }
+
+  /** A new link: retried requests that did not go out on the old one go out now. */
+  attached(): void {
+    for (const [id, p] of this.#pending) if (!p.sent) this.#send(id, p);
+  }
+
+  linkLost(error: ClosedError): void {
+    for (const [, p] of [...this.#pending]) {
+      if (p.retry) p.sent = false;
+      else {
+        p.cleanup();
+        p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
+      }
+    }
+    for (const ctx of this.#handling) ctx.abort(error);
+  }
+
+  closed(error: ClosedError): void {
+    for (const p of [...this.#pending.values()]) {
+      p.cleanup();
+      p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
+    }
+    for (const ctx of this.#handling) ctx.abort(error);
+  }
+
+  inspect(): { pending: number; maxPending: number; handling: number; handlers: ({ port: string } & HandlerStats)[] } {
+    return {
+      pending: this.#pending.size,
+      maxPending: this.#opts.maxPendingRequests,
+      handling: this.#handling.size,
+      handlers: [...this.#handlers].map(([port, h]) => ({ port, ...h.stats })),
+    };
+  }
+}
+
+/**
+ * The context of one request being handled. Its `signal` is made only if the handler reads it:
+ * most handlers never do, and an AbortController plus a deadline timer per request is the
+ * largest cost of a small request at the responder. Without them, the deadline is checked when
+ * the handler returns: past it, or after the peer closed, no reply is sent.
+ */
+class HandlerContext implements RequestContext {
+  #ac: AbortController | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #aborted: unknown;
+  constructor(
+    readonly from: string,
+    readonly to: string,
+    readonly deadline: number,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.#ac) {
+      const ac = (this.#ac = new AbortController());
+      if (this.#aborted !== undefined) ac.abort(this.#aborted);
+      else {
+        this.#timer = setTimeout(() => ac.abort(new TimeoutError('requester deadline passed')), Math.max(0, this.deadline - Date.now()));
+      }
+    }
+    return this.#ac.signal;
+  }
+
+  /** Whether a reply should still be sent. */
+  live(): boolean {
+    return this.#aborted === undefined && !this.#ac?.signal.aborted && Date.now() <= this.deadline;
+  }
+
+  abort(reason: unknown): void {
+    this.#aborted = reason;
+    this.#ac?.abort(reason);
+  }
+
+  done(): void {
+    clearTimeout(this.#timer);
+  }
+}

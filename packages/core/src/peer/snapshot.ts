@@ -1,0 +1,26 @@
+/** What `Peer.inspect()` returns: a plain, JSON-serialisable snapshot of each part. */
+import type { TunnelSnapshot } from '../tunnel.js';
+import type { InboxSnapshot } from './inbox.js';
+import type { OutboxSnapshot } from './outbox.js';
+
+export interface PeerSnapshot {
+  session: {
+    id: string;
+    name: string | undefined;
+    namespace: string;
+    connected: boolean;
+    reconnecting: boolean;
+    /** The reconnection attempt under way (0 when connected). */
+    attempts: number;
+    bufferedAmount: number;
+    maxFrame: number;
+  };
+  closed: boolean;
+  inbox: InboxSnapshot;
+  outbox: OutboxSnapshot;
+  requests: { pending: number; maxPending: number; handling: number; handlers: { port: string; calls: number; errors: number; active: number }[] };
+  tunnels: { handlers: string[]; tunnels: TunnelSnapshot[] };
+  pubsub: { received: number; subscriptions: { pattern: string; handlers: number }[] };
+  groups: { groups: string[]; watching: boolean };
+  registrations: { registrations: { key: string; confirmed: boolean }[]; pendingControls: number };
+}
