@@ -1,7 +1,8 @@
 /**
- * @missive/core/testing — the transport compliance suite, and the deterministic data helpers
- * missive's own tests share (a seeded generator, byte patterns). Every Transport (memory, ws,
- * WebRTC) runs the suite in a few lines:
+ * @missive/core/testing — the transport and store compliance suites, and the deterministic data
+ * helpers missive's own tests share (a seeded generator, byte patterns). Every Transport
+ * (memory, ws, WebRTC) runs its suite in a few lines, and every OutboxStore (memory, file,
+ * IndexedDB) runs `storeCompliance` (store/compliance.ts) the same way:
  *
  * ```ts
  * import { describe, it } from 'vitest';
@@ -214,3 +215,6 @@ export function transportCompliance(name: string, api: SuiteApi, open: () => Pro
     }));
   });
 }
+
+export { storeCompliance } from './store/compliance.js';
+export type { StoreFixture, StoreFixtureOptions } from './store/compliance.js';
