@@ -8,7 +8,7 @@ import { decodeBody } from '../codec/body.js';
 import { AckStatus, frame, Kind, type FrameOf } from '../codec/frames.js';
 import type { ClosedError } from '../errors.js';
 import { Mailbox, type MailboxStats, type Message } from '../mailbox.js';
-import type { OutboxStore } from '../outbox.js';
+import type { OutboxStore } from '../store/outbox.js';
 import type { DedupTable } from '../store/dedup.js';
 import type { PeerPart, PeerPort } from './port.js';
 

@@ -9,7 +9,7 @@ import { checkAddress, splitAddress } from '../address.js';
 import { encodeBody } from '../codec/body.js';
 import { AckStatus, frame, Kind, type FrameOf } from '../codec/frames.js';
 import { ClosedError, errorFromCode, LimitError, NoRouteError, type MissiveError } from '../errors.js';
-import type { OutboxEntry, OutboxStore } from '../outbox.js';
+import type { OutboxEntry, OutboxStore } from '../store/outbox.js';
 import type { PeerPart, PeerPort } from './port.js';
 import type { SendOptions } from './types.js';
 

@@ -17,7 +17,7 @@ import { Emitter } from '../emitter.js';
 import { ClosedError, errorFromCode, ProtocolError, type MissiveError } from '../errors.js';
 import { openLink, type HelloFields, type Link } from '../link.js';
 import { DEFAULT_MAILBOX_CAPACITY, type Mailbox, type Message } from '../mailbox.js';
-import { MemoryStore, type OutboxState, type OutboxStore } from '../outbox.js';
+import { MemoryStore, type OutboxState, type OutboxStore } from '../store/outbox.js';
 import { DedupTable } from '../store/dedup.js';
 import { randomHex } from '../store/ids.js';
 import type { CloseInfo, Transport } from '../transport/transport.js';

@@ -3,7 +3,7 @@
  * their own so that every part of the Peer can use them without importing the facade.
  */
 import type { MissiveError } from '../errors.js';
-import type { OutboxStore } from '../outbox.js';
+import type { OutboxStore } from '../store/outbox.js';
 import type { CodecName } from '../codec/body.js';
 import type { TraceEvent } from '../trace.js';
 import type { Transport } from '../transport/transport.js';
