@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
-import { crc32Js } from '../src/file-store.js';
+import { crc32Js } from '../src/file-store/records.js';
 import {
   createPeer,
   FileStore,
@@ -161,17 +161,17 @@ describe('FileStore - state across close and reopen', () => {
     expect(t.stats().file).toBe(join(dir, 'a', 'b', 'outbox.log'));
   });
 
-  it('open - refuses a file that is not a missive log with EBADLOG and leaves it untouched', async () => {
+  it('open - refuses a file that is not a missive log with PROTOCOL and leaves it untouched', async () => {
     const file = join(await tempDir(), 'notes.txt');
     await writeFile(file, 'my precious notes\n');
-    await expect(fileStore(file).open()).rejects.toMatchObject({ code: 'EBADLOG' });
+    await expect(fileStore(file).open()).rejects.toMatchObject({ name: 'ProtocolError', code: 'PROTOCOL' });
     expect(await readFile(file, 'utf8')).toBe('my precious notes\n');
   });
 
-  it('open - refuses a log already open in this process with EBUSY', async () => {
+  it('open - refuses a log already open in this process with NAME_TAKEN', async () => {
     const file = join(await tempDir(), 'out.log');
     await fileStore(file).open();
-    await expect(fileStore(file).open()).rejects.toMatchObject({ code: 'EBUSY' });
+    await expect(fileStore(file).open()).rejects.toMatchObject({ name: 'NameTakenError', code: 'NAME_TAKEN' });
   });
 
   it('open - rejects with the file system error when the path cannot be created', async () => {
@@ -482,10 +482,10 @@ describe('FileStore - crashes', () => {
           const other = new FileStore(file);
           busy = await other.open().then(
             () => other.close().then(() => 'opened'),
-            (err: { code?: unknown }) => err.code,
+            (err: { name?: unknown; code?: unknown }) => `${String(err.name)} ${String(err.code)}`,
           );
         });
-        if (round === 0) expect(busy).toBe('EBUSY');
+        if (round === 0) expect(busy).toBe('NameTakenError NAME_TAKEN');
         const why = `round ${round}, killed after ${killAfter} reports`;
         expect(seen.error, why).toBeUndefined();
         expect(seen.signal, why).toBe('SIGKILL');
