@@ -16,8 +16,10 @@
  * sending the same messages twice. Changes made in one tick share one transaction.
  */
 import { ClosedError, NameTakenError, ProtocolError, type OutboxEntry, type OutboxState, type OutboxStore } from '@missive/core';
+import { DEFAULT_DEDUP_STREAMS, DedupTable, invalidAck, invalidDedup, invalidEntry, randomToken } from '@missive/core/internal';
 import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
 
+/** Options of {@link IdbStore}. */
 export interface IdbStoreOptions {
   /** The peer's namespace: peers of one name in two namespaces have separate outboxes. @default 'default' */
   namespace?: string;
@@ -72,7 +74,6 @@ export class IdbStore implements OutboxStore {
   /** The IndexedDB database (and Web Lock) name. */
   readonly database: string;
   readonly #name: string;
-  readonly #maxDedup: number;
 
   #state: State = 'new';
   #opening: Promise<OutboxState> | undefined;
@@ -85,8 +86,8 @@ export class IdbStore implements OutboxStore {
   /** Unacked entries by id, in send order, with their record key counter. */
   readonly #entries = new Map<string, { n: number; entry: OutboxEntry }>();
   readonly #seqs = new Map<string, number>();
-  /** Dedup marks, least recently updated first. */
-  readonly #dedup = new Map<string, number>();
+  /** Dedup marks, least recently updated first (persisted with `#nextDedup` to keep that order). */
+  readonly #dedup: DedupTable;
   #nextEntry = 0;
   #nextDedup = 0;
 
@@ -103,10 +104,10 @@ export class IdbStore implements OutboxStore {
     const database = options.database ?? 'missive';
     if (typeof namespace !== 'string' || namespace === '') throw new TypeError('namespace must be a non-empty string');
     if (typeof database !== 'string' || database === '') throw new TypeError('database must be a non-empty string');
-    const max = options.maxDedupStreams ?? 10_000;
+    const max = options.maxDedupStreams ?? DEFAULT_DEDUP_STREAMS;
     if (typeof max !== 'number' || !Number.isInteger(max) || max < 1) throw new TypeError('maxDedupStreams must be a positive integer');
     this.#name = name;
-    this.#maxDedup = max;
+    this.#dedup = new DedupTable(max);
     this.database = [database, namespace, name].map(encodeURIComponent).join('/');
   }
 
@@ -155,7 +156,7 @@ export class IdbStore implements OutboxStore {
   append(entry: OutboxEntry): Promise<void> {
     const closed = this.#unusable();
     if (closed) return Promise.reject(closed);
-    const bad = checkEntry(entry);
+    const bad = invalidEntry(entry);
     if (bad) return Promise.reject(new TypeError(`append: ${bad}`));
     // Structured clone stores a view's whole buffer: keep only the body's bytes.
     const body = entry.body.byteOffset === 0 && entry.body.byteLength === entry.body.buffer.byteLength ? entry.body : entry.body.slice();
@@ -174,7 +175,8 @@ export class IdbStore implements OutboxStore {
   ack(id: string): Promise<void> {
     const closed = this.#unusable();
     if (closed) return Promise.reject(closed);
-    if (typeof id !== 'string') return Promise.reject(new TypeError('ack: id must be a string'));
+    const bad = invalidAck(id);
+    if (bad) return Promise.reject(new TypeError(bad));
     const held = this.#entries.get(id);
     if (!held) return Promise.resolve();
     this.#entries.delete(id);
@@ -185,20 +187,13 @@ export class IdbStore implements OutboxStore {
   setDedup(key: string, seq: number): Promise<void> {
     const closed = this.#unusable();
     if (closed) return Promise.reject(closed);
-    if (typeof key !== 'string' || typeof seq !== 'number' || !Number.isInteger(seq) || seq < 0) {
-      return Promise.reject(new TypeError('setDedup(key: string, seq: integer >= 0)'));
-    }
+    const bad = invalidDedup(key, seq);
+    if (bad) return Promise.reject(new TypeError(bad));
     const n = this.#nextDedup++;
-    this.#dedup.delete(key);
-    this.#dedup.set(key, seq);
-    let evicted: string | undefined;
-    if (this.#dedup.size > this.#maxDedup) {
-      evicted = this.#dedup.keys().next().value!;
-      this.#dedup.delete(evicted);
-    }
+    const forgotten = this.#dedup.set(key, seq);
     return this.#change((s) => {
       s.put([seq, n], ['d', key]);
-      if (evicted !== undefined) s.delete(['d', evicted]);
+      if (forgotten !== undefined) s.delete(['d', forgotten]);
     });
   }
 
@@ -287,7 +282,7 @@ export class IdbStore implements OutboxStore {
       if (!Array.isArray(key) || key.length !== 2) throw bad('has an unknown key');
       const [kind, k] = key as [unknown, unknown];
       if (kind === 'e' && typeof k === 'number') {
-        const why = checkEntry(value as OutboxEntry);
+        const why = invalidEntry(value);
         if (why) throw bad(why);
         entries.push({ n: k, entry: value as OutboxEntry });
       } else if (kind === 's' && typeof k === 'string') {
@@ -300,7 +295,7 @@ export class IdbStore implements OutboxStore {
     }
     if (meta === undefined) {
       if (keys.length > 0) throw new ProtocolError(`IndexedDB database "${this.database}" is not a missive outbox: it has records but no meta record`);
-      this.#origin = newOrigin();
+      this.#origin = randomToken(2);
       s.put({ format: FORMAT, version: VERSION, origin: this.#origin }, META);
     } else {
       const m = meta as { format?: unknown; version?: unknown; origin?: unknown };
@@ -317,10 +312,11 @@ export class IdbStore implements OutboxStore {
     }
     this.#nextEntry = entries.length > 0 ? entries[entries.length - 1]!.n + 1 : 0;
     dedup.sort((a, b) => a.n - b.n);
-    // More marks than the bound (it was lowered since): forget the oldest now.
-    const cut = Math.max(0, dedup.length - this.#maxDedup);
-    for (const d of dedup.slice(0, cut)) s.delete(['d', d.key]);
-    for (const d of dedup.slice(cut)) this.#dedup.set(d.key, d.seq);
+    for (const d of dedup) {
+      // More marks than the bound (it was lowered since): the oldest are forgotten now.
+      const forgotten = this.#dedup.set(d.key, d.seq);
+      if (forgotten !== undefined) s.delete(['d', forgotten]);
+    }
     this.#nextDedup = dedup.length > 0 ? dedup[dedup.length - 1]!.n + 1 : 0;
   }
 
@@ -353,7 +349,7 @@ export class IdbStore implements OutboxStore {
       origin: this.#origin,
       entries: [...this.#entries.values()].map((e) => e.entry),
       seqs: new Map(this.#seqs),
-      dedup: new Map(this.#dedup),
+      dedup: new Map(this.#dedup.entries()),
     };
   }
 
@@ -413,19 +409,6 @@ export class IdbStore implements OutboxStore {
   }
 }
 
-/** Why `e` is not a valid outbox entry, or undefined if it is. */
-function checkEntry(e: OutboxEntry): string | undefined {
-  if (e === null || typeof e !== 'object') return 'entry must be an object';
-  if (typeof e.id !== 'string' || e.id === '') return 'entry.id must be a non-empty string';
-  if (typeof e.to !== 'string' || e.to === '') return 'entry.to must be a non-empty string';
-  if (typeof e.dest !== 'string' || e.dest === '') return 'entry.dest must be a non-empty string';
-  if (typeof e.seq !== 'number' || !Number.isInteger(e.seq) || e.seq < 1) return 'entry.seq must be an integer >= 1';
-  if (typeof e.sentAt !== 'number' || !Number.isFinite(e.sentAt)) return 'entry.sentAt must be a finite number';
-  if (!(e.body instanceof Uint8Array)) return 'entry.body must be a Uint8Array';
-  if (typeof e.flags !== 'number' || !Number.isInteger(e.flags) || e.flags < 0) return 'entry.flags must be an integer >= 0';
-  return undefined;
-}
-
 /**
  * Takes the Web Lock named `name` if no one holds it, and resolves with its release function;
  * rejects with NameTakenError if another tab, window or worker of this origin holds it. The
@@ -453,10 +436,4 @@ function takeLock(name: string, peer: string): Promise<() => void> {
       })
       .catch(reject);
   });
-}
-
-/** 64 random bits in base 36: this outbox's origin, the first part of its message ids. */
-function newOrigin(): string {
-  const a = crypto.getRandomValues(new Uint32Array(2));
-  return a[0]!.toString(36) + a[1]!.toString(36);
 }
