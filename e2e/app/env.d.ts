@@ -9,6 +9,8 @@ declare global {
     peers: Record<string, Peer>;
     /** Loads the compliance chunk. */
     compliance(): Promise<typeof import('./compliance.js')>;
+    /** Loads the store compliance chunk (the core store suite over IdbStore). */
+    storeCompliance(): Promise<typeof import('./store-compliance.js')>;
     /** Anything else a spec keeps in the page between two evaluate calls. */
     scratch?: Record<string, unknown>;
     e2eReady: boolean;
