@@ -14,3 +14,5 @@ export { macrotask } from './schedule.js';
 export { randomToken, randomHex, randomStart } from './store/ids.js';
 export { DedupTable, DEFAULT_DEDUP_STREAMS } from './store/dedup.js';
 export { invalidEntry, invalidDedup, invalidAck } from './store/outbox.js';
+export { StoreLifecycle } from './store/lifecycle.js';
+export type { StoreLifecycleHooks, StoreStatus } from './store/lifecycle.js';

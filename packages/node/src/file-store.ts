@@ -6,8 +6,8 @@
  * to (state.ts), the write queue and fsync (queue.ts), the one-writer lock (lock.ts) and the
  * file operations (files.ts). Format and guarantees: docs/stores.md.
  */
-import { ClosedError, type OutboxEntry, type OutboxState, type OutboxStore } from '@missive/core';
-import { DEFAULT_DEDUP_STREAMS, invalidAck, invalidDedup, invalidEntry, randomToken } from '@missive/core/internal';
+import type { ClosedError, OutboxEntry, OutboxState, OutboxStore } from '@missive/core';
+import { DEFAULT_DEDUP_STREAMS, invalidAck, invalidDedup, invalidEntry, randomToken, StoreLifecycle } from '@missive/core/internal';
 import { mkdir, open, rm, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { asideOf, openExisting, replaceLog, resolveLogPath, syncDirOf } from './file-store/files.js';
@@ -57,8 +57,6 @@ export interface FileStoreStats {
   truncatedBytes: number;
 }
 
-type Status = 'new' | 'opening' | 'open' | 'closing' | 'closed';
-
 /**
  * An `OutboxStore` backed by an append-only log file: pass it as a peer's `store`.
  *
@@ -82,9 +80,7 @@ export class FileStore implements OutboxStore {
   readonly #compactMin: number;
   readonly #compactRatio: number;
 
-  #status: Status = 'new';
-  #opening: Promise<OutboxState> | undefined;
-  #closing: Promise<void> | undefined;
+  readonly #life: StoreLifecycle<OutboxState>;
   #file = '';
   #queue: WriteQueue | undefined;
   #release: (() => Promise<void>) | undefined;
@@ -112,6 +108,12 @@ export class FileStore implements OutboxStore {
     const max = options.maxDedupStreams ?? DEFAULT_DEDUP_STREAMS;
     if (!Number.isInteger(max) || max < 1) throw new TypeError('maxDedupStreams must be a positive integer');
     this.#state = new LogState(max);
+    this.#life = new StoreLifecycle('file store', {
+      open: () => this.#doOpen(),
+      close: () => this.#doClose(),
+      idle: () => this.#queue!.whenIdle(),
+      snapshot: () => this.#state.snapshot(),
+    });
   }
 
   /**
@@ -124,34 +126,7 @@ export class FileStore implements OutboxStore {
    * the current state once queued writes are done.
    */
   open(): Promise<OutboxState> {
-    switch (this.#status) {
-      case 'opening':
-        return this.#opening!;
-      case 'open':
-        return this.#queue!.whenIdle().then(() => this.#state.snapshot());
-      case 'closing':
-        return this.#closing!.then(
-          () => this.open(),
-          () => this.open(),
-        );
-      default: {
-        this.#status = 'opening';
-        const opening = this.#doOpen().then(
-          () => {
-            this.#status = 'open';
-            this.#opening = undefined;
-            return this.#state.snapshot();
-          },
-          (err: unknown) => {
-            this.#status = 'closed';
-            this.#opening = undefined;
-            throw err;
-          },
-        );
-        this.#opening = opening;
-        return opening;
-      }
-    }
+    return this.#life.open();
   }
 
   /**
@@ -201,26 +176,7 @@ export class FileStore implements OutboxStore {
    * and releases the lock. Idempotent. Changes requested after `close()` reject with CLOSED.
    */
   close(): Promise<void> {
-    switch (this.#status) {
-      case 'closing':
-        return this.#closing!;
-      case 'opening':
-        return this.#opening!.then(
-          () => this.close(),
-          () => undefined,
-        );
-      case 'open': {
-        this.#status = 'closing';
-        const closing = this.#doClose().finally(() => {
-          this.#status = 'closed';
-          this.#closing = undefined;
-        });
-        this.#closing = closing;
-        return closing;
-      }
-      default:
-        return Promise.resolve();
-    }
+    return this.#life.close();
   }
 
   /** Sizes and counters, for diagnostics and tests. */
@@ -306,9 +262,7 @@ export class FileStore implements OutboxStore {
   }
 
   #unusable(): ClosedError | undefined {
-    if (this.#status === 'new' || this.#status === 'opening') return new ClosedError('file store is not open (await open() first)');
-    if (this.#status !== 'open') return new ClosedError('file store is closed');
-    return this.#queue!.failed;
+    return this.#life.notOpen() ?? this.#queue!.failed;
   }
 
   // ---- compaction ---------------------------------------------------------------------------
