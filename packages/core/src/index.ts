@@ -28,7 +28,11 @@ export type {
   ReconnectOptions,
   TransportFactory,
   TunnelHandler,
+  LinkKind,
+  LinkEvent,
 } from './peer/types.js';
+export { DIRECT_DEFAULTS } from './peer/direct.js';
+export type { DirectConnector, DirectAttempt, DirectOptions, DirectSnapshot } from './peer/direct.js';
 export type { PeerSnapshot } from './peer/snapshot.js';
 export type { OutboxSnapshot } from './peer/outbox.js';
 export type { InboxSnapshot } from './peer/inbox.js';

@@ -320,7 +320,7 @@ const DEFAULT_LIMITS: RouterLimits = {
 
 /** Client-to-relay frame kinds; anything else from a client is a protocol error. */
 const FROM_CLIENT = new Set<number>([
-  Kind.Hello, Kind.Bye, Kind.Ping, Kind.Msg, Kind.Ack, Kind.Req, Kind.Rep, Kind.Pub, Kind.Bcast,
+  Kind.Hello, Kind.Bye, Kind.Ping, Kind.Msg, Kind.Ack, Kind.Req, Kind.Rep, Kind.Pub, Kind.Bcast, Kind.Signal,
   Kind.Sub, Kind.Unsub, Kind.Join, Kind.Leave, Kind.Peers, Kind.Watch,
   Kind.TOpen, Kind.TAccept, Kind.TData, Kind.TCredit, Kind.TEnd, Kind.TClose,
 ]);
@@ -700,6 +700,8 @@ export class Router extends Emitter<RouterEvents> {
           return this.#pub(c, f);
         case Kind.Bcast:
           return this.#bcast(c, f);
+        case Kind.Signal:
+          return this.#signal(c, f);
         case Kind.Sub:
         case Kind.Unsub:
           return this.#sub(c, f);
@@ -822,6 +824,14 @@ export class Router extends Emitter<RouterEvents> {
     }
     // A slow receiver gets no more durable messages: they wait in the sender's outbox.
     if (!this.#hasRoom(target)) return this.#refuseMsg(c, f, DropReason.SLOW_CONSUMER);
+    f.from = c.label;
+    this.#forward(c, target, f);
+  }
+
+  /** SIGNAL (direct-link signalling): to a connected peer of the namespace, best-effort. */
+  #signal(c: Conn, f: FrameOf<typeof Kind.Signal>): void {
+    const target = this.#peer(c.ns!, f.to);
+    if (!target || target === c) return this.#drop(c, f, f.to, DropReason.NO_ROUTE);
     f.from = c.label;
     this.#forward(c, target, f);
   }

@@ -22,6 +22,7 @@ export const Kind = {
   Rep: 0x13,
   Pub: 0x14,
   Bcast: 0x15,
+  Signal: 0x16,
   Sub: 0x20,
   Unsub: 0x21,
   Join: 0x22,
@@ -72,6 +73,9 @@ export const schemas = {
   [Kind.Rep]: { fields: [['to', 'str'], ['from', 'str'], ['id', 'uint'], ['code', 'str'], ['message', 'str']], body: true },
   [Kind.Pub]: { fields: [['topic', 'str'], ['from', 'str']], body: true },
   [Kind.Bcast]: { fields: [['ref', 'uint'], ['to', 'str'], ['from', 'str']], body: true },
+  // Direct-link signalling (and, on a direct link, its acks): a msgpack body, forwarded like a
+  // request to the peer named by `to`, best-effort.
+  [Kind.Signal]: { fields: [['to', 'str'], ['from', 'str']], body: true },
   [Kind.Sub]: { fields: [['ref', 'uint'], ['pattern', 'str']], body: false },
   [Kind.Unsub]: { fields: [['ref', 'uint'], ['pattern', 'str']], body: false },
   [Kind.Join]: { fields: [['ref', 'uint'], ['group', 'str']], body: false },

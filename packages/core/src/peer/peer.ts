@@ -23,6 +23,7 @@ import { randomHex } from '../store/ids.js';
 import type { CloseInfo, Transport } from '../transport/transport.js';
 import { CloseCode } from '../transport/transport.js';
 import type { Tunnel, TunnelOpenOptions, TunnelOptions } from '../tunnel.js';
+import { DirectLinks } from './direct.js';
 import { Groups } from './groups.js';
 import { Inbox } from './inbox.js';
 import { Outbox } from './outbox.js';
@@ -35,6 +36,7 @@ import { Tracer } from './tracer.js';
 import { Tunnels } from './tunnels.js';
 import type {
   Handler,
+  LinkKind,
   PeerEvents,
   PeerInfo,
   PeerOptions,
@@ -70,6 +72,7 @@ export class Peer extends Emitter<PeerEvents> {
   readonly #tunnels: Tunnels;
   readonly #pubsub: PubSub;
   readonly #groups: Groups;
+  readonly #direct: DirectLinks;
   /** Every part, in the order lifecycle hooks run. */
   readonly #parts: readonly PeerPart[];
   #nextRef = 1;
@@ -87,7 +90,7 @@ export class Peer extends Emitter<PeerEvents> {
     const session = (this.#session = new Session(
       { hello, factory, reconnect: options.reconnect, connectTimeout: options.connectTimeout ?? 10_000 },
       {
-        frame: (f) => this.#onFrame(f),
+        frame: (f) => this.#onRelayFrame(f),
         protocolError: (err) => this.#protocolError(err),
         drain: () => {
           this.#tunnels.onDrain();
@@ -135,15 +138,39 @@ export class Peer extends Emitter<PeerEvents> {
       port,
       {
         maxFrame: () => (session.maxFrame > 0 ? session.linkMaxFrame : DEFAULT_MAX_FRAME),
-        congested: () => session.congested,
+        // Either path may carry a tunnel to `remote`: writers wait while either is congested.
+        congested: (remote) => session.congested || this.#direct.congested(remote) === true,
       },
       requestTimeout,
     );
     this.#pubsub = new PubSub(port, this.#regs);
     this.#groups = new Groups(port, this.#regs);
-    // Registrations first (the relay learns subscriptions and groups before anything that may
+    this.#direct = new DirectLinks(
+      {
+        relayWrite: (f, stableBody) => session.write(f, stableBody),
+        get connected() {
+          return session.connected;
+        },
+        get name() {
+          return session.name;
+        },
+        get maxFrame() {
+          return session.maxFrame;
+        },
+        deliver: (f) => this.#onFrame(f),
+        drain: () => this.#tunnels.onDrain(),
+        link: (e) => this.emit('link', e),
+        tunnelsLost: (keys, err) => this.#tunnels.fail(keys, err),
+        error: (err) => this.#emitError(err),
+        tracer: this.#tracer,
+      },
+      options.directConnector,
+      options.direct ?? 'never',
+      options.directOptions,
+    );
+    // Direct links first (they close when the relay link drops), then registrations (the relay learns subscriptions and groups before anything that may
     // depend on them), then retried requests, then the outbox's streams.
-    this.#parts = [this.#regs, this.#requests, this.#outbox, this.#inbox, this.#tunnels, this.#pubsub, this.#groups];
+    this.#parts = [this.#direct, this.#regs, this.#requests, this.#outbox, this.#inbox, this.#tunnels, this.#pubsub, this.#groups];
   }
 
   /** See {@link createPeer}. */
@@ -328,6 +355,11 @@ export class Peer extends Emitter<PeerEvents> {
 
   // ---- diagnostics --------------------------------------------------------------------------
 
+  /** Which path traffic to the peer `name` takes now: `'direct'` once upgraded, else `'relay'`. */
+  linkTo(name: string): LinkKind {
+    return this.#direct.linkTo(name);
+  }
+
   /**
    * A plain, JSON-serialisable snapshot of every part: the link, mailboxes (with up to `peek`
    * of each one's first messages, decoded), the outbox, requests and handlers, tunnels,
@@ -344,6 +376,7 @@ export class Peer extends Emitter<PeerEvents> {
       pubsub: this.#pubsub.inspect(),
       groups: this.#groups.inspect(),
       registrations: this.#regs.inspect(),
+      direct: this.#direct.inspect(),
     };
   }
 
@@ -400,9 +433,24 @@ export class Peer extends Emitter<PeerEvents> {
 
   // ---- frames -------------------------------------------------------------------------------
 
-  /** The one place frames leave this peer. */
-  #write(f: Frame, stableBody?: boolean): boolean {
+  /**
+   * The one place frames leave this peer: over the direct link to their destination when there
+   * is one, else over the relay.
+   */
+  #write(f: Frame, stableBody = false): boolean {
+    const direct = this.#direct;
+    if (direct.active) {
+      const written = direct.write(f, stableBody);
+      if (written !== undefined) return written;
+    }
     return this.#session.write(f, stableBody);
+  }
+
+  /** A frame from the relay: checked against a pending replay of a direct link's frame first. */
+  #onRelayFrame(f: Frame): void {
+    const direct = this.#direct;
+    if (direct.replaying && f.kind !== Kind.Signal && !direct.relayFrame(f)) return;
+    this.#onFrame(f);
   }
 
   #onFrame(f: Frame): void {
@@ -428,6 +476,8 @@ export class Peer extends Emitter<PeerEvents> {
         return;
       case Kind.Presence:
         return this.#groups.onPresence(f);
+      case Kind.Signal:
+        return this.#direct.onSignal(f);
       case Kind.Bye:
         return; // the link keeps it for the close that follows
       case Kind.Pong:

@@ -1,5 +1,6 @@
 /** What `Peer.inspect()` returns: a plain, JSON-serialisable snapshot of each part. */
 import type { TunnelSnapshot } from '../tunnel.js';
+import type { DirectSnapshot } from './direct.js';
 import type { InboxSnapshot } from './inbox.js';
 import type { OutboxSnapshot } from './outbox.js';
 
@@ -23,4 +24,5 @@ export interface PeerSnapshot {
   pubsub: { received: number; subscriptions: { pattern: string; handlers: number }[] };
   groups: { groups: string[]; watching: boolean };
   registrations: { registrations: { key: string; confirmed: boolean }[]; pendingControls: number };
+  direct: DirectSnapshot;
 }

@@ -176,6 +176,16 @@ export class Tunnels implements PeerPart {
     for (const t of this.#tunnels.values()) t.onDrain();
   }
 
+  /** These tunnels' path is gone (a direct link failed): they fail; opens in progress reject. */
+  fail(keys: string[], error: Error): void {
+    for (const key of keys) {
+      const t = this.#tunnels.get(key);
+      if (key.startsWith('o:')) this.#opening.get(Number(key.slice(2)))?.reject(error);
+      t?.fail(error);
+      this.#tunnels.delete(key);
+    }
+  }
+
   linkLost(error: ClosedError): void {
     this.#failAll(error);
   }

@@ -8,6 +8,7 @@ import type { CodecName } from '../codec/body.js';
 import type { TraceEvent } from '../trace.js';
 import type { Transport } from '../transport/transport.js';
 import type { Tunnel } from '../tunnel.js';
+import type { DirectConnector, DirectOptions } from './direct.js';
 
 export interface PeerOptions {
   /** Unique name in the namespace; omit for an anonymous peer (reachable by its `id`). */
@@ -46,6 +47,17 @@ export interface PeerOptions {
    * @default 10000
    */
   ackTimeout?: number;
+  /**
+   * Direct links: under `'auto'`, traffic between two named peers that both have a
+   * `directConnector` moves to a direct channel, and back to the relay if it fails (nothing
+   * lost, duplicated or reordered). `@missive/browser` defaults to `'auto'` and passes its
+   * connector. @default 'never' in @missive/core
+   */
+  direct?: 'auto' | 'never';
+  /** Opens direct channels (WebRTC). Without one, this peer stays on the relay. */
+  directConnector?: DirectConnector;
+  /** Timeouts and bounds of direct links; see {@link DirectOptions} for the defaults. */
+  directOptions?: Partial<DirectOptions>;
 }
 
 /**
@@ -142,6 +154,20 @@ export interface PeerEvents {
    * the unacked outbox have been sent again (the relay confirms them a round trip later).
    */
   reconnected: { attempt: number; id: string };
+  /** Traffic to a peer changed path: upgraded to a direct link, or back to the relay (with why). */
+  link: LinkEvent;
+}
+
+/** The path traffic to a peer takes: through the relay, or over a direct (WebRTC) link. */
+export type LinkKind = 'relay' | 'direct';
+
+/** What the `link` event carries. */
+export interface LinkEvent {
+  /** The other peer. */
+  name: string;
+  link: LinkKind;
+  /** Why traffic returned to the relay (absent on an upgrade). */
+  reason?: string;
 }
 
 /** A request handler: its return value (or what its promise resolves to) is the reply. */
