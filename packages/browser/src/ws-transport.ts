@@ -12,6 +12,8 @@
  *   and missive sends the real error code in its BYE frame before closing anyway.
  */
 import { ClosedError, CloseCode, TimeoutError, type CloseInfo, type Transport, type TransportHandlers, type TransportStatus } from '@missive/core';
+import { Deliveries } from './deliveries.js';
+import { truncateUtf8 } from './utf8.js';
 
 export interface WsTransportOptions {
   /**
@@ -93,21 +95,14 @@ class BrowserWsTransport implements Transport {
   readonly #ws: WebSocket;
   readonly #hwm: number;
   readonly #url: string;
-  #handlers: TransportHandlers | undefined;
-  /** Received messages not yet delivered: before `listen`, or while paused. */
-  #queue: Uint8Array[] = [];
-  #paused = false;
-  #flushing = false;
+  readonly #deliveries = new Deliveries();
   /** What this end asked for in `close()`: reported to its own handlers. */
   #requested: CloseInfo | undefined;
-  #closeInfo: CloseInfo | undefined;
   #errored = false;
   /** A text message came: nothing more is delivered. */
   #refused = false;
   #drainTimer: ReturnType<typeof setTimeout> | undefined;
   #drainDelay = DRAIN_POLL_MIN;
-  /** A drain came due before `listen`: delivered by `listen`. */
-  #drainDue = false;
   /** The browser copies what `send` is given before it returns. */
   readonly copiesOnSend = true;
 
@@ -143,24 +138,15 @@ class BrowserWsTransport implements Transport {
   }
 
   listen(handlers: TransportHandlers): void {
-    if (this.#handlers) throw new Error('listen() called twice');
-    this.#handlers = handlers;
-    this.#flush();
-    if (this.#drainDue && !this.#closeInfo) {
-      this.#drainDue = false;
-      handlers.drain();
-    }
-    if (this.#closeInfo) handlers.close(this.#closeInfo);
+    this.#deliveries.listen(handlers);
   }
 
   pause(): void {
-    this.#paused = true;
+    this.#deliveries.pause();
   }
 
   resume(): void {
-    if (!this.#paused) return;
-    this.#paused = false;
-    this.#flush();
+    this.#deliveries.resume();
   }
 
   close(info?: Partial<CloseInfo>): void {
@@ -177,16 +163,14 @@ class BrowserWsTransport implements Transport {
 
   // Arrow functions: one listener each, removable, with `this` bound.
   readonly #onMessage = (ev: MessageEvent): void => {
-    if (this.#closeInfo || this.#refused) return;
+    if (this.#deliveries.closeInfo || this.#refused) return;
     const data: unknown = ev.data;
     if (!(data instanceof ArrayBuffer)) {
       this.#refused = true;
       this.close({ code: 1003, reason: TEXT_REFUSED });
       return;
     }
-    const bytes = new Uint8Array(data);
-    if (this.#handlers && !this.#paused && this.#queue.length === 0) this.#handlers.message(bytes);
-    else this.#queue.push(bytes);
+    this.#deliveries.message(new Uint8Array(data));
   };
 
   readonly #onError = (): void => {
@@ -198,10 +182,6 @@ class BrowserWsTransport implements Transport {
     this.#ws.removeEventListener('message', this.#onMessage);
     this.#ws.removeEventListener('error', this.#onError);
     this.#ws.removeEventListener('close', this.#onClose);
-    // What arrived before the close still goes first, unless the reader is paused: a paused
-    // reader never takes its queued data, and a closing socket discards it (as in core's pair).
-    if (!this.#paused && !this.#refused) this.#flush();
-    this.#queue = [];
     let info: CloseInfo;
     if (this.#requested) info = this.#requested;
     else {
@@ -209,21 +189,10 @@ class BrowserWsTransport implements Transport {
       // Browsers give no detail on a failed socket: the close code (1006) is all there is.
       if (this.#errored || !ev.wasClean) info.error = new Error(`WebSocket to ${this.#url} failed (close code ${ev.code}${ev.wasClean ? '' : ', not clean'})`);
     }
-    this.#closeInfo = info;
-    this.#handlers?.close(info);
+    // What arrived before the close still goes first, unless the reader is paused: a paused
+    // reader never takes its queued data, and a closing socket discards it (as in core's pair).
+    this.#deliveries.close(info, this.#refused);
   };
-
-  /** Delivers queued messages while listening and not paused; a handler may pause meanwhile. */
-  #flush(): void {
-    const h = this.#handlers;
-    if (!h || this.#flushing) return;
-    this.#flushing = true;
-    try {
-      while (this.#queue.length > 0 && !this.#paused) h.message(this.#queue.shift()!);
-    } finally {
-      this.#flushing = false;
-    }
-  }
 
   #watchDrain(): void {
     if (this.#drainTimer !== undefined) return;
@@ -235,8 +204,7 @@ class BrowserWsTransport implements Transport {
     this.#drainTimer = undefined;
     if (this.status !== 'open') return;
     if (this.#ws.bufferedAmount <= this.#hwm) {
-      if (this.#handlers) this.#handlers.drain();
-      else this.#drainDue = true;
+      this.#deliveries.drain();
       return;
     }
     this.#drainDelay = Math.min(this.#drainDelay * 2, DRAIN_POLL_MAX);
@@ -247,19 +215,4 @@ class BrowserWsTransport implements Transport {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
   }
-}
-
-/** `s` cut to at most `max` bytes of UTF-8, on a character boundary. */
-function truncateUtf8(s: string, max: number): string {
-  const enc = new TextEncoder();
-  if (enc.encode(s).length <= max) return s;
-  let out = '';
-  let bytes = 0;
-  for (const ch of s) {
-    const n = enc.encode(ch).length;
-    if (bytes + n > max) break;
-    out += ch;
-    bytes += n;
-  }
-  return out;
 }
