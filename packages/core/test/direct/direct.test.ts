@@ -171,6 +171,21 @@ describe('direct links', () => {
     expect(bob.mailbox().size).toBe(0);
   });
 
+  it('falls back once a link holds more than maxUnackedBytes unacked, keeping what it holds bounded', async () => {
+    const { board, alice, bob } = await pair(new Board(), { directOptions: { ...fast, stallTimeout: 60_000, maxUnackedBytes: 64 * 1024 } });
+    await upgrade(alice, bob);
+    board.end('alice', 'bob').swallow = true;
+    const fellBack = linked(alice, 'bob', 'relay');
+    let peak = 0;
+    for (let i = 0; i < 40; i++) {
+      await alice.send('bob', new Uint8Array(4096).fill(i));
+      peak = Math.max(peak, alice.inspect().direct.remotes[0]?.unackedBytes ?? 0);
+    }
+    expect((await fellBack).reason).toMatch(/more than 65536 bytes unacknowledged/);
+    expect(peak).toBeLessThanOrEqual(64 * 1024 + 4096 + 64);
+    for (let i = 0; i < 40; i++) expect((await bob.receive<Uint8Array>()).body[0]).toBe(i);
+  });
+
   it('upgrades again after a fallback, with backoff', async () => {
     const { board, alice, bob } = await pair();
     await upgrade(alice, bob);
