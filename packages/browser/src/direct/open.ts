@@ -113,6 +113,7 @@ class Link extends Emitter<DirectLinkEvents> implements DirectLink {
         this.emit('open', transport);
       },
       onEnd: (info) => {
+        globalThis.removeEventListener?.('pagehide', this.#onPageHide);
         const peer = this.#peer;
         if (peer && !peer.destroyed) peer.destroy();
         this.#pending = [];
@@ -121,8 +122,15 @@ class Link extends Emitter<DirectLinkEvents> implements DirectLink {
         this.emit('close', info);
       },
     });
+    // A page that goes away destroys its connections without a word to the other end, which
+    // would notice only when ICE gives up: close first. (Node has no global addEventListener.)
+    globalThis.addEventListener?.('pagehide', this.#onPageHide);
     void this.#start();
   }
+
+  readonly #onPageHide = (): void => {
+    this.#session.leave();
+  };
 
   get state(): DirectLinkState {
     return this.#session.state;

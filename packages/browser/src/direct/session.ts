@@ -277,6 +277,23 @@ export class DirectSession implements Transport {
     else this.fail('channel-closed', new ClosedError('the data channel closed without a close message', error ? { cause: error } : undefined));
   }
 
+  /**
+   * The page is going away (`pagehide`): there is no time for the close handshake. The CLOSE is
+   * handed to the channel at once (unless half a message is in the way), and the link ends.
+   */
+  leave(): void {
+    if (this.#state === 'closed') return;
+    const info: DirectCloseInfo = this.#closing ?? { code: CloseCode.GOING_AWAY, reason: 'the page went away', kind: 'closed' };
+    if (this.#port && this.#state !== 'connecting' && !this.#out.splitting) {
+      try {
+        this.#port.send(encodeClose(info.code, info.reason));
+      } catch {
+        // The channel is closing already: the other end learns it from the channel.
+      }
+    }
+    this.#end(info);
+  }
+
   /** The link failed: it ends now (a closing link reports what it was closing with). */
   fail(kind: Exclude<DirectCloseKind, 'closed' | 'remote-closed'>, error: Error): void {
     if (this.#state === 'closed') return;
