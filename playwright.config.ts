@@ -34,6 +34,14 @@ export default defineConfig({
         '--disable-background-networking',
         '--disable-component-update',
         '--disable-sync',
+        // WebRTC between two pages (e2e/direct.spec.ts) on a host whose only interface is
+        // loopback: Chromium gathers loopback candidates only with this flag, and only once the
+        // page may use media (it then gathers on every interface, not just the default route's,
+        // which a loopback-only host lacks). The pages ask for a microphone first
+        // (e2e/app/direct.ts); these two grant it without a prompt or a device.
+        '--allow-loopback-in-peer-connection',
+        '--use-fake-ui-for-media-stream',
+        '--use-fake-device-for-media-stream',
       ],
     },
   },

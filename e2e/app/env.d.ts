@@ -9,6 +9,10 @@ declare global {
     peers: Record<string, Peer>;
     /** Loads the compliance chunk. */
     compliance(): Promise<typeof import('./compliance.js')>;
+    /** Loads the direct link chunk (direct.ts). */
+    direct(): Promise<typeof import('./direct.js')>;
+    /** Set by a spec: carries this page's direct link signalling to the other page. */
+    directOut?: (data: unknown) => Promise<void>;
     /** Loads the store compliance chunk (the core store suite over IdbStore). */
     storeCompliance(): Promise<typeof import('./store-compliance.js')>;
     /** Anything else a spec keeps in the page between two evaluate calls. */

@@ -9,5 +9,6 @@ import { connect, IdbStore, openWsTransport, wsTransport } from '@missive/browse
 window.missive = { connect, IdbStore, openWsTransport, wsTransport };
 window.peers = {};
 window.compliance = () => import('./compliance.js');
+window.direct = () => import('./direct.js');
 window.storeCompliance = () => import('./store-compliance.js');
 window.e2eReady = true;
