@@ -8,25 +8,11 @@
  */
 import { openDirect, type DirectCloseInfo, type DirectLink, type DirectLinkOptions, type DirectSignal, type Transport } from '@missive/browser';
 import { pattern, sameBytes, transportCompliance } from '@missive/core/testing';
+import { allowHostCandidates } from './candidates.js';
 import { inPageSuite } from './in-page-suite.js';
 
 /** Options a spec may pass through `page.evaluate` (JSON-able: no functions). */
 export type LinkOptions = Omit<DirectLinkOptions, 'initiator' | 'signal' | 'iceServers' | 'wrtc'> & { iceServers?: RTCIceServer[] };
-
-/**
- * Chromium gathers host candidates only on the interface of the default route, unless the page
- * may use a microphone or camera: then it gathers on every interface, loopback included when
- * launched with `--allow-loopback-in-peer-connection`. A host whose only interface is loopback
- * has no default route, so the page asks for a microphone first; the fake media flags in
- * playwright.config.ts grant it without a prompt or a device. Once per page.
- */
-let candidatesAllowed: Promise<void> | undefined;
-function allowHostCandidates(): Promise<void> {
-  candidatesAllowed ??= navigator.mediaDevices.getUserMedia({ audio: true }).then((stream) => {
-    for (const track of stream.getTracks()) track.stop();
-  });
-  return candidatesAllowed;
-}
 
 // ---- the compliance suite over two links in this page ----
 

@@ -11,6 +11,8 @@ declare global {
     compliance(): Promise<typeof import('./compliance.js')>;
     /** Loads the direct link chunk (direct.ts). */
     direct(): Promise<typeof import('./direct.js')>;
+    /** Loads the chunk of peers with direct links (direct-peers.ts). */
+    directPeers(): Promise<typeof import('./direct-peers.js')>;
     /** Set by a spec: carries this page's direct link signalling to the other page. */
     directOut?: (data: unknown) => Promise<void>;
     /** Loads the store compliance chunk (the core store suite over IdbStore). */

@@ -10,5 +10,6 @@ window.missive = { connect, IdbStore, openWsTransport, wsTransport };
 window.peers = {};
 window.compliance = () => import('./compliance.js');
 window.direct = () => import('./direct.js');
+window.directPeers = () => import('./direct-peers.js');
 window.storeCompliance = () => import('./store-compliance.js');
 window.e2eReady = true;

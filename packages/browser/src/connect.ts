@@ -4,6 +4,9 @@
  * default so unacked messages survive a reload.
  */
 import { createPeer, MemoryStore, type OutboxStore, type Peer, type PeerOptions } from '@missive/core';
+import { webrtcConnector, type ConnectorOptions } from './direct/connector.js';
+import type { IceServersOption } from './direct/config.js';
+import { directSupported } from './direct/open.js';
 import { IdbStore } from './idb-store.js';
 import { openWsTransport } from './ws-transport.js';
 
@@ -25,12 +28,21 @@ export interface ConnectOptions extends Omit<PeerOptions, 'store'> {
   database?: string;
   /** Bytes queued in the WebSocket above which the peer holds back. @default 1048576 */
   highWaterMark?: number;
-  // Direct browser-to-browser links (`direct`, `iceServers`) come with the WebRTC link; until
-  // then connect() rejects them rather than ignore them.
+  /**
+   * Direct links: under `'auto'`, traffic with another peer that also allows them moves to a
+   * WebRTC data channel (simple-peer, loaded only then), and back to the relay if it fails,
+   * nothing lost, duplicated or reordered. Needs a name. Where WebRTC is missing, the peer stays
+   * on the relay. @default 'auto'
+   */
+  direct?: 'auto' | 'never';
+  /**
+   * STUN/TURN servers for direct links, or a function giving them, called on every attempt (so
+   * TURN credentials are fresh). Without any, only host candidates: peers on one machine or LAN.
+   */
+  iceServers?: IceServersOption;
+  /** Further options of each direct link (timeouts, grace period, chunk size; see `openDirect`). */
+  directLink?: Omit<ConnectorOptions, 'iceServers'>;
 }
-
-/** Options that belong to direct links, which this version does not have yet. */
-const NOT_YET = ['direct', 'iceServers'] as const;
 
 /**
  * Opens a WebSocket to the relay at `url` and completes the missive handshake. The peer
@@ -42,10 +54,16 @@ const NOT_YET = ['direct', 'iceServers'] as const;
  * reached.
  */
 export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Peer> {
-  for (const key of NOT_YET) {
-    if (key in options) throw new TypeError(`connect: the "${key}" option belongs to direct links, which @missive/browser does not have yet`);
+  const { store, database, highWaterMark, iceServers, directLink, ...peerOptions } = options;
+  const direct = options.direct ?? 'auto';
+  if (direct !== 'auto' && direct !== 'never') throw new TypeError(`direct must be 'auto' or 'never', not ${String(direct)}`);
+  if (iceServers !== undefined && !Array.isArray(iceServers) && typeof iceServers !== 'function') {
+    throw new TypeError('iceServers must be an array of RTCIceServer or a function returning one');
   }
-  const { store, database, highWaterMark, ...peerOptions } = options;
+  peerOptions.direct = direct;
+  if (direct === 'auto' && peerOptions.directConnector === undefined && directSupported(directLink?.wrtc)) {
+    peerOptions.directConnector = webrtcConnector({ ...directLink, ...(iceServers === undefined ? {} : { iceServers }) });
+  }
   const outbox = outboxFor(store, options, database);
   const timeout = options.connectTimeout ?? 10_000;
   const wsOptions = { timeout, ...(highWaterMark === undefined ? {} : { highWaterMark }) };

@@ -13,8 +13,9 @@ export { IdbStore } from './idb-store.js';
 export type { IdbStoreOptions, IdbStoreStats } from './idb-store.js';
 export { wsTransport, openWsTransport } from './ws-transport.js';
 export type { WsTransportOptions, OpenWsTransportOptions } from './ws-transport.js';
-export { openDirect, directSupported, DIRECT_LINK_DEFAULTS } from './direct/index.js';
+export { openDirect, directSupported, webrtcConnector, DIRECT_LINK_DEFAULTS } from './direct/index.js';
 export type {
+  ConnectorOptions,
   DirectLink,
   DirectLinkEvents,
   DirectLinkOptions,

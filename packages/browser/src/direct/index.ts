@@ -4,6 +4,8 @@
  * callback gives. Also the `@missive/browser/direct` entry, which runs in Node given a `wrtc`.
  */
 export { openDirect, directSupported } from './open.js';
+export { webrtcConnector } from './connector.js';
+export type { ConnectorOptions } from './connector.js';
 export type { DirectLink, DirectLinkEvents } from './open.js';
 export { DIRECT_LINK_DEFAULTS } from './config.js';
 export type { DirectLinkOptions, IceServersOption, WrtcImplementation } from './config.js';

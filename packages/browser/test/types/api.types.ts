@@ -25,10 +25,13 @@ export async function connectOptions(): Promise<void> {
   const store: StoreOption = 'indexeddb';
   const options: ConnectOptions = { name: 'erin', store, database: 'app' };
   await connect('ws://127.0.0.1:8787', options);
-  // @ts-expect-error direct links are not in this version
   await connect('ws://127.0.0.1:8787', { name: 'x', direct: 'never' });
-  // @ts-expect-error nor are ICE servers
-  await connect('ws://127.0.0.1:8787', { name: 'x', iceServers: [] });
+  await connect('ws://127.0.0.1:8787', { name: 'x', iceServers: [{ urls: 'stun:stun.example.org' }] });
+  await connect('ws://127.0.0.1:8787', { name: 'x', iceServers: async () => [{ urls: 'turn:t.example.org', username: 'u', credential: 'c' }], directLink: { graceMs: 3000 } });
+  // @ts-expect-error direct is 'auto' or 'never'
+  await connect('ws://127.0.0.1:8787', { name: 'x', direct: 'always' });
+  // @ts-expect-error ICE servers are RTCIceServer objects
+  await connect('ws://127.0.0.1:8787', { name: 'x', iceServers: ['stun:x'] });
   // @ts-expect-error an unknown store kind
   await connect('ws://127.0.0.1:8787', { name: 'x', store: 'disk' });
   // @ts-expect-error a store is an OutboxStore, not any object

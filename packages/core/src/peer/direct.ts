@@ -445,7 +445,8 @@ export class DirectLinks implements PeerPart {
         }
         if (r.link !== undefined) this.#fallback(r, 'the other peer started a new direct link', r.link, false);
         this.#start(r, false, s.a);
-        r.attempt?.handle.signal(s.d);
+        // #start set r.attempt (unless the connector threw).
+        (r.attempt as Remote['attempt'])?.handle.signal(s.d);
         return;
       }
       case 'switch': {
