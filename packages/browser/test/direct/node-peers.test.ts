@@ -7,7 +7,7 @@ import wrtcModule from '@roamhq/wrtc';
 import { afterEach, describe, expect, it } from 'vitest';
 import { webrtcConnector, type WrtcImplementation } from '@missive/browser/direct';
 import type { LinkEvent, Peer } from '@missive/core';
-import { connect, createRelay, type Relay } from '../src/index.js';
+import { connect, createRelay, type Relay } from '@missive/node';
 
 const wrtc: WrtcImplementation = wrtcModule;
 
