@@ -59,3 +59,42 @@ export function killChannels(name: string): number {
   for (const t of list) t.close({ code: 1006, reason: 'killed by the test' });
   return list.length;
 }
+
+// ---- the browser benchmark (e2e/bench.ts) ----
+
+/** On the receiving peer: answers `echo` requests, and sinks `sink` tunnels, answering their byte count. */
+export function serveBench(peer: Peer): void {
+  peer.handle('echo', (x: unknown) => x);
+  peer.onTunnel<Uint8Array>('sink', async (t) => {
+    let bytes = 0;
+    for await (const chunk of t.readable) bytes += chunk.length;
+    const w = t.writable.getWriter();
+    await w.write(new TextEncoder().encode(String(bytes)));
+    await w.close();
+  });
+}
+
+/** `n` requests one after another (c=1) with a small body: each round trip in ms. */
+export async function benchRequests(peer: Peer, to: string, n: number): Promise<number[]> {
+  const times: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const t0 = performance.now();
+    await peer.request(`${to}/echo`, i);
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
+/** A tunnel of `bytes` in 64 KiB writes, timed until the receiver says it has them all: MB/s. */
+export async function benchTunnel(peer: Peer, to: string, bytes: number): Promise<number> {
+  const chunk = new Uint8Array(64 * 1024).fill(7);
+  const t0 = performance.now();
+  const t = await peer.tunnel<Uint8Array>(`${to}/sink`, 'sink');
+  const w = t.writable.getWriter();
+  for (let at = 0; at < bytes; at += chunk.length) await w.write(chunk.slice());
+  await w.close();
+  let answer = '';
+  for await (const part of t.readable) answer += new TextDecoder().decode(part);
+  if (Number(answer) !== bytes) throw new Error(`the receiver got ${answer} bytes, not ${bytes}`);
+  return bytes / 1e6 / ((performance.now() - t0) / 1000);
+}
