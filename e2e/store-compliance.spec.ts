@@ -1,20 +1,14 @@
 /**
- * The core store compliance suite over IdbStore, in Chromium: each case is its own test. The
- * suite is registered here only to learn its case names (and time limits); each case then runs
- * in the page, where the same suite is registered over IdbStore (app/store-compliance.ts), every
- * fixture in an IndexedDB database of its own that the case deletes when it ends.
+ * The core store compliance suite over IdbStore, in Chromium: each case is its own test, run in
+ * the page by name (suite-cases.ts), where the same suite is registered over IdbStore
+ * (app/store-compliance.ts), every fixture in an IndexedDB database of its own that the case
+ * deletes when it ends.
  */
-import { storeCompliance, type SuiteApi } from '@missive/core/testing';
+import { storeCompliance } from '@missive/core/testing';
 import { expect, test } from './fixtures.js';
+import { inPageOnly, suiteCases } from './suite-cases.js';
 
-const cases: { name: string; timeout: number }[] = [];
-const learn: SuiteApi = {
-  describe: (_name, fn) => fn(),
-  it: (name, _fn, timeout) => {
-    cases.push({ name, timeout: timeout ?? 5_000 });
-  },
-};
-storeCompliance('IdbStore', learn, () => Promise.reject(new Error('cases run in the page')));
+const cases = suiteCases((api) => storeCompliance('IdbStore', api, inPageOnly));
 
 test.describe('store compliance: IdbStore', () => {
   test('the page registers exactly the cases of the core suite', async ({ openApp }) => {

@@ -4,17 +4,11 @@
  * in the page, where the same suite is registered over real browser transports (app/compliance.ts)
  * whose two ends are paired by the bridge.
  */
-import { transportCompliance, type SuiteApi } from '@missive/core/testing';
+import { transportCompliance } from '@missive/core/testing';
 import { expect, test } from './fixtures.js';
+import { inPageOnly, suiteCases } from './suite-cases.js';
 
-const cases: { name: string; timeout: number }[] = [];
-const learn: SuiteApi = {
-  describe: (_name, fn) => fn(),
-  it: (name, _fn, timeout) => {
-    cases.push({ name, timeout: timeout ?? 5_000 });
-  },
-};
-transportCompliance('browser WebSocket', learn, () => Promise.reject(new Error('cases run in the page')));
+const cases = suiteCases((api) => transportCompliance('browser WebSocket', api, inPageOnly));
 
 test.describe('transport compliance: browser WebSocket', () => {
   test('the page registers exactly the cases of the core suite', async ({ openApp }) => {

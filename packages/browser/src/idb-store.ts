@@ -16,7 +16,7 @@
  * sending the same messages twice. Changes made in one tick share one transaction.
  */
 import { ClosedError, NameTakenError, ProtocolError, type OutboxEntry, type OutboxState, type OutboxStore } from '@missive/core';
-import { DEFAULT_DEDUP_STREAMS, DedupTable, invalidAck, invalidDedup, invalidEntry, randomToken } from '@missive/core/internal';
+import { DEFAULT_DEDUP_STREAMS, DedupTable, invalidAck, invalidDedup, invalidEntry, randomToken, StoreLifecycle } from '@missive/core/internal';
 import { createStore, promisifyRequest, type UseStore } from 'idb-keyval';
 
 /** Options of {@link IdbStore}. */
@@ -48,7 +48,6 @@ const VERSION = 1;
 const OBJECT_STORE = 'outbox';
 const META = 'meta';
 
-type State = 'new' | 'opening' | 'open' | 'closing' | 'closed';
 type Change = (store: IDBObjectStore) => void;
 
 interface Batch {
@@ -75,9 +74,7 @@ export class IdbStore implements OutboxStore {
   readonly database: string;
   readonly #name: string;
 
-  #state: State = 'new';
-  #opening: Promise<OutboxState> | undefined;
-  #closing: Promise<void> | undefined;
+  readonly #life: StoreLifecycle<OutboxState>;
   #idb: UseStore | undefined;
   #db: IDBDatabase | undefined;
   #releaseLock: (() => void) | undefined;
@@ -109,6 +106,12 @@ export class IdbStore implements OutboxStore {
     this.#name = name;
     this.#dedup = new DedupTable(max);
     this.database = [database, namespace, name].map(encodeURIComponent).join('/');
+    this.#life = new StoreLifecycle('IndexedDB store', {
+      open: () => this.#doOpen(),
+      close: () => this.#doClose(),
+      idle: () => this.#whenIdle(),
+      snapshot: () => this.#snapshot(),
+    });
   }
 
   /**
@@ -122,34 +125,7 @@ export class IdbStore implements OutboxStore {
    * state once queued changes are written.
    */
   open(): Promise<OutboxState> {
-    switch (this.#state) {
-      case 'opening':
-        return this.#opening!;
-      case 'open':
-        return this.#whenIdle().then(() => this.#snapshot());
-      case 'closing':
-        return this.#closing!.then(
-          () => this.open(),
-          () => this.open(),
-        );
-      default: {
-        this.#state = 'opening';
-        const opening = this.#doOpen().then(
-          () => {
-            this.#state = 'open';
-            this.#opening = undefined;
-            return this.#snapshot();
-          },
-          (err: unknown) => {
-            this.#state = 'closed';
-            this.#opening = undefined;
-            throw err;
-          },
-        );
-        this.#opening = opening;
-        return opening;
-      }
-    }
+    return this.#life.open();
   }
 
   /** Records an unacked entry; an entry with an id already held replaces it in place. */
@@ -202,26 +178,7 @@ export class IdbStore implements OutboxStore {
    * Idempotent. Changes requested after `close()` reject with CLOSED.
    */
   close(): Promise<void> {
-    switch (this.#state) {
-      case 'closing':
-        return this.#closing!;
-      case 'opening':
-        return this.#opening!.then(
-          () => this.close(),
-          () => undefined,
-        );
-      case 'open': {
-        this.#state = 'closing';
-        const closing = this.#doClose().finally(() => {
-          this.#state = 'closed';
-          this.#closing = undefined;
-        });
-        this.#closing = closing;
-        return closing;
-      }
-      default:
-        return Promise.resolve();
-    }
+    return this.#life.close();
   }
 
   /** Counts, for diagnostics and tests. */
@@ -354,9 +311,7 @@ export class IdbStore implements OutboxStore {
   }
 
   #unusable(): ClosedError | undefined {
-    if (this.#state === 'new' || this.#state === 'opening') return new ClosedError('IndexedDB store is not open (await open() first)');
-    if (this.#state !== 'open') return new ClosedError('IndexedDB store is closed');
-    return undefined;
+    return this.#life.notOpen();
   }
 
   // ---- writes: the changes of one tick share one readwrite transaction ---------------------
