@@ -6,7 +6,7 @@
 import { createPeer, MemoryStore, type OutboxStore, type Peer, type PeerOptions } from '@missive/core';
 import { webrtcConnector, type ConnectorOptions } from './direct/connector.js';
 import type { IceServersOption } from './direct/config.js';
-import { directSupported } from './direct/open.js';
+import { directSupported } from './direct/config.js';
 import { IdbStore } from './idb-store.js';
 import { openWsTransport } from './ws-transport.js';
 

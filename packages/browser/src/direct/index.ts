@@ -3,7 +3,8 @@
  * as a missive Transport. Signalling is the caller's: each end hands the other what its `signal`
  * callback gives. Also the `@missive/browser/direct` entry, which runs in Node given a `wrtc`.
  */
-export { openDirect, directSupported } from './open.js';
+export { openDirect } from './open.js';
+export { directSupported } from './config.js';
 export { webrtcConnector } from './connector.js';
 export type { ConnectorOptions } from './connector.js';
 export type { DirectLink, DirectLinkEvents } from './open.js';

@@ -6,7 +6,7 @@
  */
 import { ClosedError, ProtocolError, type CloseInfo, type Transport } from '@missive/core';
 import { Emitter } from '@missive/core/internal';
-import { resolveLinkOptions, MIN_CHUNK, type DirectLinkOptions, type ResolvedLinkOptions, type WrtcImplementation } from './config.js';
+import { directSupported, resolveLinkOptions, MIN_CHUNK, type DirectLinkOptions, type ResolvedLinkOptions } from './config.js';
 import { loadSimplePeer, type SimplePeerInstance } from './load.js';
 import { DirectSession, type DataChannelPort, type DirectCloseInfo, type DirectLinkState, type DirectLinkStats } from './session.js';
 import { readSignal, toSignal } from './signal.js';
@@ -73,13 +73,6 @@ export function openDirect(options: DirectLinkOptions): DirectLink {
   return new Link(resolveLinkOptions(options));
 }
 
-/**
- * Whether this environment can open direct links: it has a global `RTCPeerConnection`, or `wrtc`
- * is given. A browser with WebRTC disabled (some enterprise policies) answers false.
- */
-export function directSupported(wrtc?: WrtcImplementation): boolean {
-  return (wrtc !== undefined && typeof wrtc.RTCPeerConnection === 'function') || typeof (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection === 'function';
-}
 
 class Link extends Emitter<DirectLinkEvents> implements DirectLink {
   readonly initiator: boolean;
