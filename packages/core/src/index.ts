@@ -40,8 +40,35 @@ export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_TUNNEL_MAX_WINDOW, DEFAULT_CHUNK
 export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState, TunnelSnapshot } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
-export { Router, patternCovers, LATENCY_BOUNDS, DropReason, HELD_OVERHEAD } from './router.js';
-export type { RouterOptions, RouterLimits, RouterEvents, RouterMetrics, AuthHook, AuthRequest, AuthGrant, ConnectionInfo } from './router.js';
+export { Router, patternCovers, LATENCY_BOUNDS, DropReason, HELD_OVERHEAD, MemoryHoldStore, MemoryRegistry, DEFAULT_LIMITS } from './router/index.js';
+export type {
+  RouterOptions,
+  RouterLimits,
+  RouterEvents,
+  RouterMetrics,
+  RouterSnapshot,
+  ConnectionSnapshot,
+  AuthHook,
+  AuthRequest,
+  AuthGrant,
+  ConnectionInfo,
+  HoldStore,
+  HoldLimits,
+  HoldResult,
+  HeldMessage,
+  ExpiredHold,
+  HoldSnapshot,
+  Registry,
+  Space,
+  LocalPeer,
+  RemotePeer,
+  Route,
+  Claim,
+  RegistrySizes,
+  FlowSnapshot,
+  RequestsSnapshot,
+  RouterTunnelSnapshot,
+} from './router/index.js';
 export { MemoryStore } from './store/outbox.js';
 export type { OutboxStore, OutboxEntry, OutboxState } from './store/outbox.js';
 export { memoryTransportPair } from './transport/memory.js';

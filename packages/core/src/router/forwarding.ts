@@ -1,0 +1,239 @@
+/**
+ * Forwarding between two peers: messages (MSG, and their ACKs), requests and replies (REQ,
+ * REP), and direct-link signalling (SIGNAL). A durable message for a name that is not connected
+ * is held (`HoldStore`) and delivered when the name comes back. A request is tracked until its
+ * reply, its deadline, or its responder's end, and only the peer it was routed to may answer.
+ */
+import { ID_PREFIX, splitAddress } from '../address.js';
+import { AckStatus, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
+import { ErrorCode } from '../errors.js';
+import type { Conn } from './conn.js';
+import type { HoldResult, HoldStore } from './holds.js';
+import { DropReason } from './metrics.js';
+import { isThenable, type RouterPart, type RouterPort } from './port.js';
+import type { Registry, Space } from './registry.js';
+
+/** A request in flight through the relay: only `responder` may answer it. */
+export interface InFlight {
+  id: number;
+  requester: Conn;
+  responder: Conn;
+  /** `performance.now()` when it was forwarded (for the latency histogram). */
+  start: number;
+  /** When it expires (ms since epoch). */
+  deadline: number;
+}
+
+type Kinds = typeof Kind.Msg | typeof Kind.Ack | typeof Kind.Req | typeof Kind.Rep | typeof Kind.Signal;
+
+/** A connection's requests, for `Router.inspect()`. */
+export interface RequestsSnapshot {
+  /** Requests it sent that await a reply. */
+  awaiting: number;
+  /** Requests routed to it that it has not answered. */
+  serving: number;
+}
+
+export class Forwarding implements RouterPart {
+  readonly kinds = [Kind.Msg, Kind.Ack, Kind.Req, Kind.Rep, Kind.Signal] as const;
+  readonly #port: RouterPort;
+  readonly #holds: HoldStore;
+  readonly #registry: Registry<Conn>;
+
+  constructor(port: RouterPort, holds: HoldStore, registry: Registry<Conn>) {
+    this.#port = port;
+    this.#holds = holds;
+    this.#registry = registry;
+  }
+
+  frame(c: Conn, f: Frame): void {
+    switch (f.kind) {
+      case Kind.Msg:
+        return this.#msg(c, f);
+      case Kind.Ack:
+        return this.#ack(c, f);
+      case Kind.Req:
+        return this.#req(c, f);
+      case Kind.Rep:
+        return this.#rep(c, f);
+      case Kind.Signal:
+        return this.#signal(c, f);
+    }
+  }
+
+  overRate(c: Conn, f: Frame, message: string): void {
+    const { flow, metrics } = this.#port;
+    switch (f.kind) {
+      case Kind.Msg:
+        return this.#refuseMsg(c, f, DropReason.RATE);
+      case Kind.Req:
+        metrics.drop(c.label, f, f.to, DropReason.RATE);
+        flow.send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }), c);
+        return;
+      case Kind.Rep: {
+        metrics.drop(c.label, f, f.to, DropReason.RATE);
+        const requester = local(c.space, f.to);
+        const r = requester?.requests.get(f.id);
+        if (!requester || !r || r.responder !== c) return;
+        settle(r);
+        flow.send(requester, frame(Kind.Rep, { to: requester.label, from: c.label, id: f.id, code: ErrorCode.LIMIT, message: `${c.label} exceeded its rate limit: its reply was dropped` }), c);
+        return;
+      }
+      default:
+        return flow.rateError(c, f, message);
+    }
+  }
+
+  /** Delivers what was held for `c`'s name, in order, ahead of anything else. */
+  deliverHeld(c: Conn): void | PromiseLike<void> {
+    // At most holdMaxBytes, into a fresh connection: within its buffer cap.
+    return this.#holds.take(c.namespace, c.name!, (unit) => c.connection.writeEncoded(unit));
+  }
+
+  closed(c: Conn): void {
+    // Requests this peer was serving will never be answered: tell their requesters now.
+    for (const r of [...c.serving]) {
+      settle(r);
+      this.#port.flow.send(r.requester, frame(Kind.Rep, { to: r.requester.label, from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }), c);
+    }
+    for (const r of [...c.requests.values()]) settle(r);
+  }
+
+  /** Expires unanswered requests and held messages (telling their senders). */
+  sweep(now: number): void {
+    for (const c of this.#port.conns) for (const r of c.requests.values()) if (r.deadline <= now) settle(r);
+    if (this.#holds.messages === 0) return;
+    this.#holds.expire(now - this.#port.limits.holdTtl, (h) => {
+      const sender = local(this.#registry.space(h.namespace), h.sender);
+      if (sender) this.#port.flow.send(sender, frame(Kind.Ack, { to: sender.label, from: h.name, dest: h.name, origin: h.origin, seq: h.seq, status: AckStatus.Expired }), sender);
+      this.#port.metrics.count(DropReason.EXPIRED);
+    });
+  }
+
+  busy(): boolean {
+    return this.#holds.messages > 0;
+  }
+
+  inspect(c: Conn): RequestsSnapshot {
+    return { awaiting: c.requests.size, serving: c.serving.size };
+  }
+
+  #msg(c: Conn, f: FrameOf<typeof Kind.Msg>): void {
+    const name = splitAddress(f.to).name;
+    const target = local(c.space, name);
+    // A name that is not connected may be offline for a while: hold for it (ids are per session).
+    if (!target && this.#port.limits.holdTtl > 0 && !name.startsWith(ID_PREFIX)) return this.#hold(c, f, name);
+    const { flow, metrics } = this.#port;
+    if (!target) {
+      metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+      flow.send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no peer "${name}"` }), c);
+      return;
+    }
+    // A slow receiver gets no more durable messages: they wait in the sender's outbox.
+    if (!flow.hasRoom(target)) return this.#refuseMsg(c, f, DropReason.SLOW_CONSUMER);
+    f.from = c.label;
+    flow.forward(c, target, f);
+  }
+
+  /** Keeps a durable message for an offline name, or refuses it (expired) when over a bound. */
+  #hold(c: Conn, f: FrameOf<typeof Kind.Msg>, name: string): void {
+    f.from = c.label;
+    // Encoded once, into a buffer of its own: the hold keeps no view into the incoming message.
+    const result = this.#holds.hold(c.namespace, name, { unit: encodeFrame(f), origin: f.origin, seq: f.seq, sender: c.label, at: Date.now() });
+    const tell = (r: HoldResult): void => {
+      if (c.state === 'closed') return;
+      if (r === 'full') this.#port.metrics.drop(c.label, f, f.to, DropReason.EXPIRED);
+      else this.#port.sweep();
+      const status = r === 'full' ? AckStatus.Expired : AckStatus.Held;
+      this.#port.flow.send(c, frame(Kind.Ack, { to: c.label, from: name, dest: name, origin: f.origin, seq: f.seq, status }), c);
+    };
+    if (isThenable(result)) {
+      result.then(tell, () => tell('full'));
+    } else tell(result);
+  }
+
+  /** Tells a MSG's sender to retry later (as if the receiver's mailbox were full). */
+  #refuseMsg(c: Conn, f: FrameOf<typeof Kind.Msg>, reason: DropReason): void {
+    this.#port.metrics.drop(c.label, f, f.to, reason);
+    const dest = splitAddress(f.to).name;
+    this.#port.flow.send(c, frame(Kind.Ack, { to: c.label, from: dest, dest, origin: f.origin, seq: f.seq, status: AckStatus.Limit }), c);
+  }
+
+  /**
+   * Acks go to the peer named (or id'd) in `to`; if it is gone they are dropped. An ack must
+   * come from the destination it names (`dest`, by name or id): anyone else could make a sender
+   * drop messages its receiver never got. Its `from` is stamped as that `dest`, so the sender
+   * can check it too.
+   */
+  #ack(c: Conn, f: FrameOf<typeof Kind.Ack>): void {
+    const { flow, metrics } = this.#port;
+    if (f.dest !== c.id && (c.name === undefined || f.dest !== c.name)) return metrics.drop(c.label, f, f.to, DropReason.NOT_DESTINATION);
+    const target = local(c.space, f.to);
+    if (!target) return metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+    f.from = f.dest;
+    flow.forward(c, target, f);
+  }
+
+  /** SIGNAL (direct-link signalling): to a connected peer of the namespace, best-effort. */
+  #signal(c: Conn, f: FrameOf<typeof Kind.Signal>): void {
+    const target = local(c.space, f.to);
+    if (!target || target === c) return this.#port.metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+    f.from = c.label;
+    this.#port.flow.forward(c, target, f);
+  }
+
+  #req(c: Conn, f: FrameOf<typeof Kind.Req>): void {
+    const { flow, metrics, limits } = this.#port;
+    const name = splitAddress(f.to).name;
+    const space = c.space!;
+    const route = space.route(name) ?? space.pick(name);
+    const target = route?.kind === 'local' ? route : undefined;
+    if (!target) {
+      metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+      flow.send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.NO_ROUTE, message: `no peer or group "${name}"` }), c);
+      return;
+    }
+    const refuse = (reason: DropReason, message: string): void => {
+      metrics.drop(c.label, f, f.to, reason);
+      flow.send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.LIMIT, message }), c);
+    };
+    if (c.requests.size >= limits.maxPendingRequests) return refuse(DropReason.LIMIT, `${limits.maxPendingRequests} requests already awaiting replies`);
+    if (c.requests.has(f.id)) return refuse(DropReason.LIMIT, `request id ${f.id} is already in flight`);
+    if (!flow.hasRoom(target)) return refuse(DropReason.SLOW_CONSUMER, `"${name}" is not keeping up`);
+    const r: InFlight = { id: f.id, requester: c, responder: target, start: performance.now(), deadline: Date.now() + Math.min(f.timeout, 0x7fffffff) };
+    c.ownRequests().set(f.id, r);
+    target.ownServing().add(r);
+    metrics.requests++;
+    f.from = c.label;
+    flow.forward(c, target, f);
+  }
+
+  /** A reply is forwarded only from the peer the request was routed to, once. */
+  #rep(c: Conn, f: FrameOf<typeof Kind.Rep>): void {
+    const requester = local(c.space, f.to);
+    const r = requester?.requests.get(f.id);
+    if (!requester || !r || r.responder !== c) return this.#port.metrics.drop(c.label, f, f.to, requester ? DropReason.NOT_REQUESTED : DropReason.NO_ROUTE);
+    settle(r);
+    this.#port.metrics.latency((performance.now() - r.start) / 1000);
+    f.from = c.label;
+    // A requester that does not read its socket gets no more replies: it times out, and is cut
+    // as a slow consumer if it stays over the cap.
+    this.#port.flow.forward(c, requester, f);
+  }
+}
+
+/**
+ * The connection of this relay that `nameOrId` names in `space`. A
+ * route to a peer on another relay counts as none here: relay-to-relay routing is the
+ * backplane's (docs/core.md, "Router internals").
+ */
+export function local(space: Space<Conn> | undefined, nameOrId: string): Conn | undefined {
+  const r = space?.route(nameOrId);
+  return r?.kind === 'local' ? r : undefined;
+}
+
+function settle(r: InFlight): void {
+  r.requester.requests.delete(r.id);
+  r.responder.serving.delete(r);
+}
+

@@ -1,0 +1,161 @@
+/**
+ * Pub/sub, groups and presence: PUB to the subscribers of a topic, BCAST to every member of a
+ * group, SUB/UNSUB and JOIN/LEAVE (checked against the peer's grant and bounded per
+ * connection), PEERS (the named peers of the namespace) and WATCH (presence events). Where the
+ * subscriptions and memberships live is the registry's.
+ */
+import { encode as msgpackEncode } from '@msgpack/msgpack';
+import { checkName, splitAddress } from '../address.js';
+import { BodyCodec, frame, Kind, PresenceEvent, type Frame, type FrameOf } from '../codec/frames.js';
+import { ErrorCode } from '../errors.js';
+import { checkPattern, checkTopic, matchTopic } from '../topics.js';
+import type { Conn } from './conn.js';
+import { allowed, patternCovers } from './handshake.js';
+import { DropReason } from './metrics.js';
+import type { RouterPart, RouterPort } from './port.js';
+
+export class PubSub implements RouterPart {
+  readonly kinds = [Kind.Pub, Kind.Bcast, Kind.Sub, Kind.Unsub, Kind.Join, Kind.Leave, Kind.Peers, Kind.Watch] as const;
+  readonly #port: RouterPort;
+  /** Reused for each publish's set of matching connections. */
+  readonly #matched = new Set<Conn>();
+
+  constructor(port: RouterPort) {
+    this.#port = port;
+  }
+
+  frame(c: Conn, f: Frame): void {
+    switch (f.kind) {
+      case Kind.Pub:
+        return this.#pub(c, f);
+      case Kind.Bcast:
+        return this.#bcast(c, f);
+      case Kind.Sub:
+      case Kind.Unsub:
+        return this.#sub(c, f);
+      case Kind.Join:
+      case Kind.Leave:
+        return this.#join(c, f);
+      case Kind.Peers:
+        return this.#peers(c, f);
+      case Kind.Watch:
+        c.space!.watch(c, f.on !== 0);
+        return this.#port.flow.ok(c, f.ref);
+    }
+  }
+
+  /** Actions with a ref are answered LIMIT; a PUB or BCAST is dropped (one ERR a second). */
+  overRate(c: Conn, f: Frame, message: string): void {
+    const { flow, metrics } = this.#port;
+    switch (f.kind) {
+      case Kind.Sub:
+      case Kind.Unsub:
+      case Kind.Join:
+      case Kind.Leave:
+      case Kind.Peers:
+      case Kind.Watch:
+        metrics.drop(c.label, f, '', DropReason.RATE);
+        flow.send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.LIMIT, message }), c);
+        return;
+      default:
+        return flow.rateError(c, f, message);
+    }
+  }
+
+  opened(c: Conn): void {
+    if (c.name !== undefined) this.#presence(c, PresenceEvent.Join);
+  }
+
+  closed(c: Conn, wasOpen: boolean): void {
+    if (wasOpen && c.name !== undefined) this.#presence(c, PresenceEvent.Leave);
+  }
+
+  #pub(c: Conn, f: FrameOf<typeof Kind.Pub>): void {
+    const { flow, metrics } = this.#port;
+    const bad = checkTopic(f.topic);
+    if (bad) return flow.refuse(c, 0, ErrorCode.PROTOCOL, bad);
+    if (!allowed(c.grant.publish, (p) => matchTopic(p, f.topic))) return flow.refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
+    const subs = c.space!.subscribers(f.topic, this.#matched);
+    if (subs.size === 0) return metrics.drop(c.label, f, f.topic, DropReason.NO_ROUTE);
+    f.from = c.label;
+    flow.fanOut(c, subs, f, f.topic);
+    subs.clear();
+  }
+
+  #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
+    const { flow, metrics } = this.#port;
+    const members = c.space!.members(splitAddress(f.to).name);
+    if (!members) {
+      metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+      flow.send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }), c);
+      return;
+    }
+    f.from = c.label;
+    flow.fanOut(c, members, f, f.to);
+  }
+
+  #sub(c: Conn, f: FrameOf<typeof Kind.Sub> | FrameOf<typeof Kind.Unsub>): void {
+    const { flow, metrics, limits } = this.#port;
+    const bad = checkPattern(f.pattern);
+    if (bad) return flow.refuse(c, f.ref, ErrorCode.PROTOCOL, bad);
+    const space = c.space!;
+    if (f.kind === Kind.Unsub) {
+      space.unsubscribe(c, f.pattern);
+      return flow.ok(c, f.ref);
+    }
+    if (!allowed(c.grant.subscribe, (p) => patternCovers(p, f.pattern))) return flow.refuse(c, f.ref, ErrorCode.AUTH, `may not subscribe to "${f.pattern}"`);
+    if (!space.isSubscribed(c, f.pattern)) {
+      const { maxSubscriptions, maxPatternTokens } = limits;
+      if (space.subscriptionCount(c) >= maxSubscriptions) {
+        metrics.drop(c.label, f, f.pattern, DropReason.LIMIT);
+        return flow.refuse(c, f.ref, ErrorCode.LIMIT, `at most ${maxSubscriptions} subscriptions per connection`);
+      }
+      if (tokenCount(f.pattern) > maxPatternTokens) {
+        metrics.drop(c.label, f, f.pattern, DropReason.LIMIT);
+        return flow.refuse(c, f.ref, ErrorCode.LIMIT, `a pattern may have at most ${maxPatternTokens} tokens`);
+      }
+      space.subscribe(c, f.pattern);
+    }
+    flow.ok(c, f.ref);
+  }
+
+  #join(c: Conn, f: FrameOf<typeof Kind.Join> | FrameOf<typeof Kind.Leave>): void {
+    const { flow } = this.#port;
+    const bad = checkName(f.group, 'group');
+    if (bad) return flow.refuse(c, f.ref, ErrorCode.PROTOCOL, bad);
+    if (f.kind === Kind.Leave) {
+      c.space!.leave(c, f.group);
+      return flow.ok(c, f.ref);
+    }
+    if (!allowed(c.grant.groups, (p) => matchTopic(p, f.group))) return flow.refuse(c, f.ref, ErrorCode.AUTH, `may not join group "${f.group}"`);
+    c.space!.join(c, f.group);
+    flow.ok(c, f.ref);
+  }
+
+  #peers(c: Conn, f: FrameOf<typeof Kind.Peers>): void {
+    const { flow, metrics } = this.#port;
+    // The answer can be large: no work for a connection that would not get it.
+    if (!flow.hasRoom(c)) return metrics.drop(c.label, f, c.label, DropReason.SLOW_CONSUMER);
+    flow.send(c, frame(Kind.Ok, { ref: f.ref }, msgpackEncode(c.space!.named()), BodyCodec.Msgpack), c);
+  }
+
+  /** Tells the namespace's watchers (but `c`) that `c` joined or left. */
+  #presence(c: Conn, event: number): void {
+    const watchers = c.space?.watchers();
+    if (!watchers || watchers.size === 0) return;
+    const { flow, metrics } = this.#port;
+    const f = frame(Kind.Presence, { event, name: c.name!, id: c.id });
+    for (const w of watchers) {
+      if (w === c) continue;
+      if (flow.hasRoom(w)) w.connection.write(f);
+      else metrics.drop(c.label, f, w.label, DropReason.SLOW_CONSUMER);
+    }
+  }
+}
+
+/** Tokens in a topic or pattern. */
+function tokenCount(s: string): number {
+  let n = 1;
+  for (let i = s.indexOf('.'); i >= 0; i = s.indexOf('.', i + 1)) n++;
+  return n;
+}
