@@ -59,6 +59,7 @@ export type {
   ExpiredHold,
   HoldSnapshot,
   Registry,
+  RegistryFactory,
   Space,
   LocalPeer,
   RemotePeer,

@@ -11,7 +11,7 @@ export type { RouterMetrics } from './metrics.js';
 export { HELD_OVERHEAD, MemoryHoldStore } from './holds.js';
 export type { HoldStore, HoldLimits, HoldResult, HeldMessage, ExpiredHold, HoldSnapshot } from './holds.js';
 export { MemoryRegistry } from './registry.js';
-export type { Registry, Space, LocalPeer, RemotePeer, Route, Claim, RegistrySizes } from './registry.js';
+export type { Registry, RegistryFactory, Space, LocalPeer, RemotePeer, Route, Claim, RegistrySizes } from './registry.js';
 export type { FlowSnapshot } from './flow.js';
 export type { RequestsSnapshot } from './forwarding.js';
 export type { TunnelSnapshot as RouterTunnelSnapshot } from './tunnels.js';

@@ -129,6 +129,9 @@ export interface Space<P extends LocalPeer = LocalPeer> {
   subscriptionCount(peer: P): number;
 }
 
+/** Makes a Registry for a Router (`RouterOptions.registry`). */
+export type RegistryFactory = <P extends LocalPeer>() => Registry<P>;
+
 const CLAIMED = Object.freeze({ status: 'claimed' as const });
 const TAKEN = Object.freeze({ status: 'taken' as const });
 

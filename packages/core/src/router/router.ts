@@ -35,14 +35,18 @@ import { resolveLimits, type RouterLimits } from './limits.js';
 import { DropReason, Metrics, type RouterMetrics } from './metrics.js';
 import type { RouterPart, RouterPort } from './port.js';
 import { PubSub } from './pubsub.js';
-import { MemoryRegistry, type Registry, type RegistrySizes } from './registry.js';
+import { MemoryRegistry, type Registry, type RegistryFactory, type RegistrySizes } from './registry.js';
 import { Tunnels, type TunnelSnapshot } from './tunnels.js';
 
 export interface RouterOptions {
   auth?: AuthHook;
   limits?: Partial<RouterLimits>;
-  /** Where names, groups, subscriptions and watchers live. @default a `MemoryRegistry` */
-  registry?: Registry<Conn>;
+  /**
+   * Makes the registry: where names, groups, subscriptions and watchers live. Generic in the
+   * Router's own connection objects, which a registry only stores and hands back.
+   * @default () => new MemoryRegistry()
+   */
+  registry?: RegistryFactory;
   /** Where messages for offline names are held; it enforces the hold limits. @default a `MemoryHoldStore` over `limits` */
   holds?: HoldStore;
 }
@@ -117,7 +121,7 @@ export class Router extends Emitter<RouterEvents> {
   constructor(options: RouterOptions = {}) {
     super();
     this.limits = resolveLimits(options.limits);
-    this.#registry = options.registry ?? new MemoryRegistry<Conn>();
+    this.#registry = options.registry ? options.registry<Conn>() : new MemoryRegistry<Conn>();
     this.#holds = options.holds ?? new MemoryHoldStore(this.limits);
     this.#metrics = new Metrics((e) => this.emit('trace', e), () => this.listens('trace'));
     const port: RouterPort = {
