@@ -25,7 +25,7 @@ describe('webrtcConnector', () => {
       },
     });
     await expect.poll(() => early).toBe(1);
-    const [ta, tb] = await Promise.all([a.ready, b.ready]);
+    const [ta, tb] = await Promise.all([a.ready, answerer().ready]);
     let closedB!: () => void;
     const closed = new Promise<void>((resolve) => (closedB = resolve));
     const got = new Promise<Uint8Array>((resolve) => tb.listen({ message: resolve, drain: () => undefined, close: () => closedB() }));

@@ -20,7 +20,7 @@
  */
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { ID_PREFIX } from '../address.js';
-import { BodyCodec, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
+import { AckStatus, BodyCodec, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
 import { Connection, DEFAULT_MAX_FRAME } from '../connection.js';
 import { ClosedError, messageOf } from '../errors.js';
 import { randomHex } from '../store/ids.js';
@@ -151,6 +151,13 @@ interface Remote {
   lastError: string | undefined;
   /** Waiting for the other side (the initiator) to start, after a `want`. */
   wanted: number;
+  /**
+   * A frame came from this peer (a message, ack, request, reply or tunnel frame): it is a live
+   * peer, not a group or an offline name. No upgrade starts before.
+   */
+  heard: boolean;
+  /** Traffic went to it before it was heard from: the upgrade starts when it is. */
+  pending: boolean;
 }
 
 /** Frame kinds that may travel on a direct link (all addressed to one peer). */
@@ -250,7 +257,7 @@ export class DirectLinks implements PeerPart {
   #remote(name: string): Remote {
     let r = this.#remotes.get(name);
     if (!r) {
-      r = { name, link: undefined, attempt: undefined, earlySwitch: undefined, inA: undefined, inCount: 0, inDone: 0, replay: undefined, retryAt: 0, backoff: this.#opts.retryMin, failures: 0, lastError: undefined, wanted: 0 };
+      r = { name, link: undefined, attempt: undefined, earlySwitch: undefined, inA: undefined, inCount: 0, inDone: 0, replay: undefined, retryAt: 0, backoff: this.#opts.retryMin, failures: 0, lastError: undefined, wanted: 0, heard: false, pending: false };
       this.#remotes.set(name, r);
     }
     return r;
@@ -261,6 +268,12 @@ export class DirectLinks implements PeerPart {
     const me = this.#port.name;
     if (me === undefined || name === me || name.startsWith(ID_PREFIX) || this.#closed || !this.#port.connected) return;
     const r = existing ?? this.#remote(name);
+    if (!r.heard) {
+      // A group, an offline name or a peer that never answers would cost an attempt that cannot
+      // succeed: wait until traffic comes back from it.
+      r.pending = true;
+      return;
+    }
     const now = Date.now();
     if (r.attempt !== undefined || r.link !== undefined || now < r.retryAt) return;
     if (me < name) return this.#start(r, true, randomHex(8));
@@ -410,6 +423,24 @@ export class DirectLinks implements PeerPart {
     while (i < kept.length && kept[i]!.n <= n) link.unackedBytes -= kept[i++]!.f.body.length + 64;
     kept.splice(0, i);
     link.progressAt = Date.now();
+  }
+
+  /**
+   * A frame arrived over the relay. If another peer sent it (not the relay in its name: a HELD,
+   * EXPIRED or LIMIT ack is the relay's), that peer is live: start the upgrade that traffic to
+   * it asked for, if any.
+   */
+  heard(f: Frame): void {
+    if (!DIRECT_KINDS.has(f.kind) && f.kind !== Kind.Pub && f.kind !== Kind.Bcast) return;
+    if (f.kind === Kind.Ack && f.status !== AckStatus.Ok && f.status !== AckStatus.Gap) return;
+    const from = 'from' in f ? f.from : '';
+    const r = this.#remotes.get(from);
+    if (r === undefined || r.heard) return;
+    r.heard = true;
+    if (r.pending) {
+      r.pending = false;
+      this.#want(r, from);
+    }
   }
 
   /** A SIGNAL from the relay. */

@@ -450,6 +450,7 @@ export class Peer extends Emitter<PeerEvents> {
   #onRelayFrame(f: Frame): void {
     const direct = this.#direct;
     if (direct.replaying && f.kind !== Kind.Signal && !direct.relayFrame(f)) return;
+    if (direct.active) direct.heard(f);
     this.#onFrame(f);
   }
 

@@ -20,11 +20,14 @@ export class Board {
   attempts = 0;
   /** The owner of each attempt that initiated (made the offer), in order. */
   readonly initiators: string[] = [];
+  /** Each attempt as `owner->remote`, in order. */
+  readonly pairs: string[] = [];
 
   connector(owner: string): DirectConnector {
     return {
       open: (remote, { initiator, signal }): DirectAttempt => {
         this.attempts++;
+        this.pairs.push(`${owner}->${remote}`);
         let resolve!: (t: Transport) => void;
         let reject!: (err: Error) => void;
         const ready = new Promise<Transport>((res, rej) => ((resolve = res), (reject = rej)));

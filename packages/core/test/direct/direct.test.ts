@@ -240,6 +240,24 @@ describe('direct links', () => {
     expect(alice.linkTo('bob')).toBe('relay');
   });
 
+  it('starts no attempt towards a group or an offline name, only towards a peer that answers', async () => {
+    const { board, alice, bob } = await pair();
+    await bob.join('workers');
+    bob.handle('ping', () => 'pong');
+    // alice is the smaller name, so she would initiate: a request to the group is answered by
+    // bob, a send to an offline name is held; neither name ever sends anything back.
+    for (let i = 0; i < 5; i++) expect(await alice.request('workers/ping', null)).toBe('pong');
+    void alice.send('zed', 'for later').catch(() => undefined);
+    await expect.poll(() => net.router.inspect().held.messages).toBe(1);
+    // The only attempts are between alice and bob, who exchanged traffic (bob answered the
+    // group's requests): none towards the group or the offline name.
+    expect(await alice.request('bob/ping', null)).toBe('pong');
+    await Promise.all([linked(alice, 'bob', 'direct'), linked(bob, 'alice', 'direct')]);
+    expect(new Set(board.pairs)).toEqual(new Set(['alice->bob', 'bob->alice']));
+    expect(alice.linkTo('workers')).toBe('relay');
+    expect(alice.linkTo('zed')).toBe('relay');
+  });
+
   it('never opens a link with direct: never, and sends no signal', async () => {
     const board = new Board();
     const { alice, bob } = await pair(board, { direct: 'never' }, { direct: 'never' });
