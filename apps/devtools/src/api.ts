@@ -1,0 +1,163 @@
+/**
+ * The relay's admin channel as the devtools use it: one admin session (a peer in the `$admin`
+ * namespace) and the shapes of each `$relay/<op>` reply. The shapes mirror the server's
+ * (packages/core/src/router/admin.ts, docs/devtools.md); the app imports only public entry
+ * points, so they are written out here.
+ */
+import { connect, type Peer, type PeerSnapshot, type TunnelSnapshot, type TraceEvent } from '@missive/browser';
+
+export type { PeerSnapshot, TunnelSnapshot, TraceEvent };
+
+export interface Rights {
+  write: boolean;
+  /** The namespaces this token may see, or null for all of them. */
+  namespaces: string[] | null;
+}
+
+export interface Overview {
+  relay: { id: string; startedAt: number; uptime: number };
+  rights: Rights;
+  connections: number;
+  peers: Record<string, number>;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  drops: Record<string, number>;
+  slowConsumerDisconnects: number;
+  authFailures: number;
+  adminRefused: number;
+  protocolErrors: number;
+  held: { messages: number; bytes: number };
+  requests: number;
+}
+
+export interface PeerRow {
+  id: string;
+  name?: string;
+  namespace: string;
+  connectedAt: number;
+  inspectable: boolean;
+  framesIn: number;
+  framesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  buffered: number;
+  groups: string[];
+  subscriptions: string[];
+  tunnels: number;
+  awaiting: number;
+  serving: number;
+  /** Total mailbox depth (inspectable peers only). */
+  mailbox?: number;
+  outbox?: number;
+  /** Round-trip time to the relay in ms. */
+  rtt?: number;
+  links?: { direct: number };
+}
+
+export interface ClosedRow {
+  id: string;
+  name?: string;
+  namespace: string;
+  connectedAt: number;
+  closedAt: number;
+  code: number;
+  reason: string;
+}
+
+export interface PeersReply {
+  peers: PeerRow[];
+  /** Newest first. */
+  closed: ClosedRow[];
+}
+
+export interface PeerReply {
+  connection: PeerRow & { flow?: Record<string, unknown>; tunnels?: TunnelSnapshot[] | number };
+  snapshot?: PeerSnapshot;
+  /** Why the snapshot is missing although the peer is inspectable (it did not answer, …). */
+  error?: string;
+}
+
+export interface TopicsReply {
+  topics: { namespace: string; pattern: string; subscribers: string[] }[];
+  groups: { namespace: string; name: string; members: string[] }[];
+  /** Cumulative counts: rates come from their deltas. */
+  rates: { namespace: string; key: string; count: number }[];
+}
+
+export interface TraceFilter {
+  peer?: string;
+  address?: string;
+  kinds?: string[];
+  rate?: number;
+}
+
+export interface TraceBatch {
+  events: TraceEvent[];
+  /** Events the relay skipped since the last batch (its rate limit). */
+  dropped: number;
+}
+
+/** The topic on which the relay streams trace batches to an admin session that subscribed. */
+export const TRACE_TOPIC = '$relay.trace';
+
+/** @default 5000 ms */
+export const REQUEST_TIMEOUT = 5000;
+
+export class AdminClient {
+  constructor(
+    readonly peer: Peer,
+    readonly url: string,
+  ) {}
+
+  request<T>(op: string, body: object = {}, timeout = REQUEST_TIMEOUT): Promise<T> {
+    return this.peer.request<T>(`$relay/${op}`, body, { timeout });
+  }
+
+  overview(): Promise<Overview> {
+    return this.request('overview');
+  }
+  peers(): Promise<PeersReply> {
+    return this.request('peers');
+  }
+  inspectPeer(id: string): Promise<PeerReply> {
+    return this.request('peer', { id });
+  }
+  topics(): Promise<TopicsReply> {
+    return this.request('topics');
+  }
+  trace(filter: TraceFilter): Promise<{ ok: true }> {
+    return this.request('trace', filter);
+  }
+  disconnect(id: string, reason?: string): Promise<{ ok: true }> {
+    return this.request('disconnect', reason ? { id, reason } : { id });
+  }
+  purge(id: string, mailbox: string): Promise<{ purged: number }> {
+    return this.request('purge', { id, mailbox });
+  }
+
+  close(): Promise<void> {
+    return this.peer.close();
+  }
+}
+
+/** Opens an admin session; rejects with the relay's reason (an AuthError for a wrong token). */
+export async function openAdmin(url: string, token: string): Promise<AdminClient> {
+  const peer = await connect(url, { namespace: '$admin', token, store: 'memory', direct: 'never' });
+  return new AdminClient(peer, url);
+}
+
+/** The relay URL a page served by the relay itself talks to: the page's own host. */
+export function defaultRelayUrl(loc: Location = window.location): string {
+  return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/`;
+}
+
+/** An error as the UI shows it: its message, and its stable code when it has one. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code;
+    return typeof code === 'string' && code !== '' && !err.message.includes(code) ? `${err.message} (${code})` : err.message || err.name;
+  }
+  return String(err);
+}
