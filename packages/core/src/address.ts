@@ -11,6 +11,14 @@ export const DEFAULT_PORT = 'inbox';
 /** Relay-assigned peer ids start with this character, which names may not. */
 export const ID_PREFIX = '~';
 export const MAX_NAME_LENGTH = 128;
+/**
+ * Names, groups, namespaces, ports and topics that start with this character are the relay's:
+ * `$relay` (its admin channel), `$admin` (the admin sessions' namespace), `$inspect` and
+ * `$purge` (the control ports of an inspectable peer), `$relay.trace` (the live trace).
+ */
+export const RESERVED_PREFIX = '$';
+/** The relay itself, as an address: admin sessions send it requests (`$relay/peers`). */
+export const RELAY_NAME = '$relay';
 
 /**
  * Whether `c` (a UTF-16 code unit at or above U+007F) is refused in identifiers: DEL and the C1
@@ -68,6 +76,7 @@ export function checkName(name: string, what = 'name'): string | undefined {
   if (typeof name !== 'string' || name.length === 0) return `${what} must be a non-empty string`;
   if (name.length > MAX_NAME_LENGTH) return `${what} longer than ${MAX_NAME_LENGTH} characters`;
   if (name.startsWith(ID_PREFIX)) return `${what} may not start with "${ID_PREFIX}" (reserved for peer ids)`;
+  if (name.startsWith(RESERVED_PREFIX)) return `${what} may not start with "${RESERVED_PREFIX}" (reserved for the relay)`;
   const bad = badChar(name);
   if (bad) return `${what} ${JSON.stringify(name)} contains ${bad}`;
   return undefined;
@@ -77,7 +86,9 @@ export function checkName(name: string, what = 'name'): string | undefined {
 export function checkAddress(address: string): string | undefined {
   if (typeof address !== 'string' || address.length === 0) return 'address must be a non-empty string';
   const { name, port } = splitAddress(address);
-  if (!name.startsWith(ID_PREFIX)) {
+  if (name === RELAY_NAME) {
+    // The relay's admin channel: its operations are its ports.
+  } else if (!name.startsWith(ID_PREFIX)) {
     const bad = checkName(name);
     if (bad) return bad;
   } else if (name.length < 2 || name.length > MAX_NAME_LENGTH || badChar(name) !== undefined) return `bad peer id ${JSON.stringify(name)}`;

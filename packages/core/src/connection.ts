@@ -67,6 +67,11 @@ export class Connection<O = unknown> {
   #head: Frame | undefined;
   #headSize = 0;
   readonly #counters: FrameCounters | undefined;
+  // This connection's own frame and byte counts (with `counters` only): for the devtools.
+  #framesIn = 0;
+  #bytesIn = 0;
+  #framesOut = 0;
+  #bytesOut = 0;
   readonly #handlers: ConnectionHandlers<O>;
   /** Whatever the creator attached (the Router's per-connection state). */
   readonly owner: O;
@@ -81,6 +86,11 @@ export class Connection<O = unknown> {
     this.#handlers = handlers;
     this.owner = owner as O;
     transport.listen(new TransportSink(this));
+  }
+
+  /** Frames and bytes (with their length prefixes) this connection received and queued, when it counts (`counters`). */
+  get stats(): { framesIn: number; bytesIn: number; framesOut: number; bytesOut: number } {
+    return { framesIn: this.#framesIn, bytesIn: this.#bytesIn, framesOut: this.#framesOut, bytesOut: this.#bytesOut };
   }
 
   /** @internal Transport callback: one message, a batch of frames (or the body of the last). */
@@ -131,6 +141,8 @@ export class Connection<O = unknown> {
     if (counters) {
       counters.framesIn[f.kind]!++;
       counters.bytesIn[f.kind]! += size;
+      this.#framesIn++;
+      this.#bytesIn += size;
     }
     this.#handlers.frame(f, this);
   }
@@ -224,6 +236,8 @@ export class Connection<O = unknown> {
     if (counters) {
       counters.framesOut[kind]!++;
       counters.bytesOut[kind]! += bytes;
+      this.#framesOut++;
+      this.#bytesOut += bytes;
     }
   }
 

@@ -30,6 +30,7 @@ export type {
   TunnelHandler,
   LinkKind,
   LinkEvent,
+  InspectOptions,
 } from './peer/types.js';
 export { DIRECT_DEFAULTS } from './peer/direct.js';
 export type { DirectConnector, DirectAttempt, DirectOptions, DirectSnapshot } from './peer/direct.js';
@@ -40,7 +41,22 @@ export { Tunnel, DEFAULT_TUNNEL_WINDOW, DEFAULT_TUNNEL_MAX_WINDOW, DEFAULT_CHUNK
 export type { TunnelMode, TunnelOptions, TunnelOpenOptions, TunnelState, TunnelSnapshot } from './tunnel.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY } from './mailbox.js';
 export type { Message, ReceiveOptions, MailboxStats } from './mailbox.js';
-export { Router, patternCovers, LATENCY_BOUNDS, DropReason, HELD_OVERHEAD, MemoryHoldStore, MemoryRegistry, DEFAULT_LIMITS } from './router/index.js';
+export {
+  Router,
+  patternCovers,
+  LATENCY_BOUNDS,
+  DropReason,
+  HELD_OVERHEAD,
+  MemoryHoldStore,
+  MemoryRegistry,
+  DEFAULT_LIMITS,
+  ADMIN_NAMESPACE,
+  TRACE_TOPIC,
+  CLOSED_KEEP,
+  CONTROL_MAX,
+  TRACE_RATE,
+  TRACE_RATE_MAX,
+} from './router/index.js';
 export type {
   RouterOptions,
   RouterLimits,
@@ -69,7 +85,12 @@ export type {
   FlowSnapshot,
   RequestsSnapshot,
   RouterTunnelSnapshot,
+  AdminRights,
+  AdminAuthHook,
+  ClosedPeer,
+  PeerRow,
 } from './router/index.js';
+export { RELAY_NAME } from './address.js';
 export { MemoryStore } from './store/outbox.js';
 export type { OutboxStore, OutboxEntry, OutboxState } from './store/outbox.js';
 export { memoryTransportPair } from './transport/memory.js';

@@ -168,6 +168,19 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
     return this.#take(match);
   }
 
+  /**
+   * Removes every waiting message (receivers that wait keep waiting) and returns how many.
+   * They were acked to their senders when they arrived: purged, they are gone.
+   */
+  purge(): number {
+    const n = this.size;
+    this.#items = [];
+    this.#arrived = [];
+    this.#head = 0;
+    this.#holes = 0;
+    return n;
+  }
+
   /** Up to `n` waiting messages, oldest first, without taking them. */
   peek(n = 10): Message<T>[] {
     const out: Message<T>[] = [];

@@ -14,6 +14,8 @@ export const MAX_TOPIC_LENGTH = 1024;
 export function checkTopic(topic: string): string | undefined {
   if (typeof topic !== 'string' || topic.length === 0) return 'topic must be a non-empty string';
   if (topic.length > MAX_TOPIC_LENGTH) return `topic longer than ${MAX_TOPIC_LENGTH} characters`;
+  // Topics that start with "$" are the relay's own (the admin trace): peers subscribe, never publish.
+  if (topic.charCodeAt(0) === 0x24) return `topic "${topic}" starts with "$" (reserved for the relay)`;
   const bad = badChar(topic, true);
   if (bad) return `topic ${JSON.stringify(topic)} contains ${bad}`;
   // A scan, not split(): this runs for every publish, at the peer and at the relay.

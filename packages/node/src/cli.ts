@@ -19,7 +19,9 @@ const flags = {
   host: { env: 'MISSIVE_HOST', type: 'string', help: 'address to bind (default 127.0.0.1)' },
   port: { env: 'MISSIVE_PORT', type: 'string', help: 'port, 0 for a free one (default 8787)' },
   path: { env: 'MISSIVE_PATH', type: 'string', help: 'WebSocket path (default /)' },
-  'admin-token': { env: 'MISSIVE_ADMIN_TOKEN', type: 'string', help: 'token required to read /metrics (Authorization: Bearer …)' },
+  'admin-token': { env: 'MISSIVE_ADMIN_TOKEN', type: 'string', help: 'admin token: devtools sessions (read and write) and /metrics (Authorization: Bearer …)' },
+  'admin-read-token': { env: 'MISSIVE_ADMIN_READ_TOKEN', type: 'string', help: 'read-only admin token: devtools sessions that look but cannot act or see bodies' },
+  serve: { env: 'MISSIVE_SERVE', type: 'string', help: 'built web apps to serve, PREFIX=DIR[,PREFIX=DIR…] (e.g. /devtools/=apps/devtools/dist)' },
   secrets: { env: 'MISSIVE_SECRETS', type: 'string', help: 'JSON file of name → secret; peers authenticate with { name, secret }' },
   'jwt-secret': { env: 'MISSIVE_JWT_SECRET', type: 'string', help: 'shared secret for HS256 tokens' },
   'jwt-public-key': { env: 'MISSIVE_JWT_PUBLIC_KEY', type: 'string', help: 'PEM file of the ES256 public key for tokens' },
@@ -89,6 +91,17 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   if (path) options.path = path;
   const adminToken = get('admin-token');
   if (adminToken) options.adminToken = adminToken;
+  const adminReadToken = get('admin-read-token');
+  if (adminReadToken) options.adminReadToken = adminReadToken;
+  const serve = get('serve');
+  if (serve) {
+    options.serve = {};
+    for (const part of serve.split(',')) {
+      const i = part.indexOf('=');
+      if (i <= 0 || i === part.length - 1 || !part.startsWith('/')) throw new UsageError(`--serve expects PREFIX=DIR with PREFIX starting with "/", got "${part}"`);
+      options.serve[part.slice(0, i)] = part.slice(i + 1);
+    }
+  }
   options.insecure = bool('insecure');
 
   const auth: RelayAuthOptions = {};

@@ -42,6 +42,8 @@ export function renderMetrics(m: RouterMetrics): string {
   out.push(`missive_slow_consumer_disconnects_total ${m.slowConsumerDisconnects}`);
   metric('missive_auth_failures_total', 'counter', 'Connections and actions refused by auth.');
   out.push(`missive_auth_failures_total ${m.authFailures}`);
+  metric('missive_admin_refused_total', 'counter', 'Admin sessions refused (a wrong or missing admin token).');
+  out.push(`missive_admin_refused_total ${m.adminRefused}`);
   metric('missive_protocol_errors_total', 'counter', 'Connections closed for breaking the protocol.');
   out.push(`missive_protocol_errors_total ${m.protocolErrors}`);
   return `${out.join('\n')}\n`;

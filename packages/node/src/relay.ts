@@ -1,7 +1,7 @@
 /**
  * `createRelay(options)`: the core Router behind `ws` on an HTTP(S) server, with `/healthz`.
  */
-import { Router, type AuthHook, type RouterLimits } from '@missive/core';
+import { AuthError, Router, type AdminAuthHook, type AuthHook, type RouterLimits } from '@missive/core';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -10,6 +10,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { createAuth, type RelayAuthOptions } from './auth.js';
 import { silentLogger, type Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
+import { staticHandler } from './static.js';
 import { wsTransport } from './ws-transport.js';
 
 export interface RelayTlsOptions {
@@ -35,10 +36,23 @@ export interface RelayOptions {
   /** Allow an open relay (no auth) on a non-loopback address. @default false */
   insecure?: boolean;
   /**
-   * Token for the relay's admin surface: when set, `GET /metrics` requires
-   * `Authorization: Bearer <adminToken>`.
+   * Token for the relay's admin surface: admin sessions (the devtools) that present it get
+   * read and write rights and see message bodies; `GET /metrics` then requires
+   * `Authorization: Bearer <adminToken>` (or the read token). See docs/devtools.md.
    */
   adminToken?: string;
+  /** A read-only admin token: admin sessions that present it can look, not act, and see no bodies. */
+  adminReadToken?: string;
+  /**
+   * Decides admin sessions yourself (instead of, or besides, the tokens): return rights, throw
+   * to refuse. Runs only when the presented token is neither admin token.
+   */
+  adminAuth?: AdminAuthHook;
+  /**
+   * Built web apps to serve over HTTP, by URL prefix: `{ '/devtools/': 'apps/devtools/dist' }`.
+   * A path with no file behind it gets the app's index.html.
+   */
+  serve?: Record<string, string>;
   limits?: Partial<RouterLimits>;
   /** Serve `wss://` and `https://` with this certificate. */
   tls?: RelayTlsOptions;
@@ -74,7 +88,10 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const routerOptions: ConstructorParameters<typeof Router>[0] = {};
   if (options.auth) routerOptions.auth = typeof options.auth === 'function' ? options.auth : createAuth(options.auth);
   if (options.limits) routerOptions.limits = options.limits;
+  const adminAuth = adminAuthFor(options);
+  if (adminAuth) routerOptions.adminAuth = adminAuth;
   const router = new Router(routerOptions);
+  const serveStatic = options.serve ? staticHandler(options.serve) : undefined;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://relay');
@@ -84,7 +101,10 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       return;
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
-      if (options.adminToken !== undefined && !bearerIs(req.headers.authorization, options.adminToken)) {
+      const { adminToken, adminReadToken } = options;
+      const auth = req.headers.authorization;
+      const locked = adminToken !== undefined || adminReadToken !== undefined;
+      if (locked && !(adminToken !== undefined && bearerIs(auth, adminToken)) && !(adminReadToken !== undefined && bearerIs(auth, adminReadToken))) {
         res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Bearer' });
         res.end('admin token required\n');
         return;
@@ -93,6 +113,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       res.end(renderMetrics(router.metrics()));
       return;
     }
+    if (serveStatic?.(req, res, url.pathname)) return;
     res.writeHead(404, { 'content-type': 'text/plain' });
     res.end('not found\n');
   };
@@ -181,6 +202,24 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       return closing;
     },
   };
+}
+
+/** The admin hook for the relay's options: the tokens first, then the custom hook. */
+function adminAuthFor(options: RelayOptions): AdminAuthHook | undefined {
+  const { adminToken, adminReadToken, adminAuth } = options;
+  if (adminToken === undefined && adminReadToken === undefined && !adminAuth) return undefined;
+  return async (req) => {
+    if (adminToken !== undefined && safeEqual(req.token, adminToken)) return { write: true, bodies: true };
+    if (adminReadToken !== undefined && safeEqual(req.token, adminReadToken)) return { write: false, bodies: false };
+    if (adminAuth) return adminAuth(req);
+    throw new AuthError(req.token === '' ? 'an admin token is required' : 'not the admin token');
+  };
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 /** Whether `host` only accepts connections from this machine. */

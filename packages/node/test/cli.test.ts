@@ -125,6 +125,8 @@ const FLAGS: Record<string, string> = {
   port: 'MISSIVE_PORT',
   path: 'MISSIVE_PATH',
   'admin-token': 'MISSIVE_ADMIN_TOKEN',
+  'admin-read-token': 'MISSIVE_ADMIN_READ_TOKEN',
+  serve: 'MISSIVE_SERVE',
   secrets: 'MISSIVE_SECRETS',
   'jwt-secret': 'MISSIVE_JWT_SECRET',
   'jwt-public-key': 'MISSIVE_JWT_PUBLIC_KEY',
@@ -194,6 +196,14 @@ describe('missive-relay CLI', () => {
     expect(options.limits).toEqual(Object.fromEntries(Object.values(limitFlags).map((key, i) => [key, i + 1])));
     const fromEnv = parseOptions([], { MISSIVE_HOLD_TTL: '0', MISSIVE_HOLD_MAX_TOTAL_BYTES: '1000' });
     expect(fromEnv.options.limits).toEqual({ holdTtl: 0, holdMaxTotalBytes: 1000 });
+  });
+
+  it('reads the admin tokens and the apps to serve', () => {
+    const { options } = parseOptions(['--admin-token', 'a', '--admin-read-token', 'r', '--serve', '/devtools/=apps/devtools/dist,/=apps/demo/dist'], {});
+    expect(options).toMatchObject({ adminToken: 'a', adminReadToken: 'r', serve: { '/devtools/': 'apps/devtools/dist', '/': 'apps/demo/dist' } });
+    expect(parseOptions([], { MISSIVE_SERVE: '/x/=dir' }).options.serve).toEqual({ '/x/': 'dir' });
+    expect(() => parseOptions(['--serve', 'devtools=dir'], {})).toThrow(/PREFIX=DIR/);
+    expect(() => parseOptions(['--serve', '/devtools/='], {})).toThrow(/PREFIX=DIR/);
   });
 
   it('exits 2 with a message and the usage for a bad flag or value', async () => {

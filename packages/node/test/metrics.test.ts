@@ -47,6 +47,7 @@ const METRICS: Record<string, string> = {
   missive_request_duration_seconds: 'histogram',
   missive_slow_consumer_disconnects_total: 'counter',
   missive_auth_failures_total: 'counter',
+  missive_admin_refused_total: 'counter',
   missive_protocol_errors_total: 'counter',
 };
 

@@ -40,6 +40,11 @@ export class Inbox implements PeerPart {
     return m as Mailbox<T>;
   }
 
+  /** The mailbox on `port`, if it was made. */
+  existing(port: string): Mailbox | undefined {
+    return this.#mailboxes.get(port);
+  }
+
   onMsg(f: FrameOf<typeof Kind.Msg>): void {
     const port = this.#port;
     const { name: dest, port: box } = splitAddress(f.to);

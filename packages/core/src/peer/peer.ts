@@ -10,6 +10,7 @@
  * (attached, link lost, closed, inspect) is a loop over the parts.
  */
 import { checkName, DEFAULT_PORT } from '../address.js';
+import { inspectionControl } from './inspection.js';
 import { codecFlag } from '../codec/body.js';
 import { Kind, kindName, type BodyCodec, type Frame } from '../codec/frames.js';
 import { DEFAULT_MAX_FRAME } from '../connection.js';
@@ -133,7 +134,14 @@ export class Peer extends Emitter<PeerEvents> {
       ackTimeout: options.ackTimeout ?? 10_000,
     });
     this.#inbox = new Inbox(port, store, new DedupTable(undefined, state.dedup), options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY);
-    this.#requests = new Requests(port, { requestTimeout, maxPendingRequests: options.maxPendingRequests ?? 10_000 });
+    const control = options.inspect
+      ? inspectionControl(options.inspect, {
+          snapshot: (peek) => this.inspect({ peek }),
+          mailbox: (p) => this.#inbox.existing(p),
+          maxFrame: () => (session.maxFrame > 0 ? session.linkMaxFrame : DEFAULT_MAX_FRAME),
+        })
+      : undefined;
+    this.#requests = new Requests(port, { requestTimeout, maxPendingRequests: options.maxPendingRequests ?? 10_000, control });
     this.#tunnels = new Tunnels(
       port,
       {

@@ -2,7 +2,7 @@
  * Request/reply: requests this peer sent and awaits (each with a deadline, an abort path, and
  * a rejection on link loss unless `retry`), and the handlers that answer requests to it.
  */
-import { checkAddress, splitAddress } from '../address.js';
+import { checkAddress, RELAY_NAME, RESERVED_PREFIX, splitAddress } from '../address.js';
 import { encodeBody } from '../codec/body.js';
 import { decodeBody } from '../codec/body.js';
 import { BodyCodec, frame, Kind, type FrameOf } from '../codec/frames.js';
@@ -13,6 +13,7 @@ import {
   handlerCode,
   LimitError,
   messageOf,
+  MissiveError,
   ProtocolError,
   remoteWireCode,
   TimeoutError,
@@ -45,19 +46,47 @@ interface HandlerStats {
   active: number;
 }
 
+/** How many recent handler durations are kept for the p50/p99 of `inspect()`. */
+const LATENCY_SAMPLES = 256;
+
+/** The last LATENCY_SAMPLES durations (ms) of one handler's calls. */
+class Durations {
+  readonly #ms = new Float64Array(LATENCY_SAMPLES);
+  #n = 0;
+  add(ms: number): void {
+    this.#ms[this.#n++ % LATENCY_SAMPLES] = ms;
+  }
+  /** p50 and p99 of the kept samples, or nothing before the first call. */
+  percentiles(): { p50?: number; p99?: number } {
+    const n = Math.min(this.#n, LATENCY_SAMPLES);
+    if (n === 0) return {};
+    const sorted = this.#ms.slice(0, n).sort();
+    const at = (q: number): number => Math.round(sorted[Math.min(n - 1, Math.floor(q * n))]! * 1000) / 1000;
+    return { p50: at(0.5), p99: at(0.99) };
+  }
+}
+
+/**
+ * Answers the relay's control requests (ports starting with `$`): the Peer's inspection, when
+ * it opted in. Throwing a MissiveError answers with its code.
+ */
+export type ControlHandler = (port: string, body: unknown) => unknown;
+
 /** setTimeout's largest delay (about 24.8 days); longer deadlines are clamped to it. */
 export const MAX_TIMEOUT = 0x7fffffff;
 
 export interface RequestsOptions {
   requestTimeout: number;
   maxPendingRequests: number;
+  /** Control requests from the relay; without it they are refused. */
+  control?: ControlHandler | undefined;
 }
 
 export class Requests implements PeerPart {
   readonly #port: PeerPort;
   readonly #opts: RequestsOptions;
   readonly #pending = new Map<number, PendingRequest>();
-  readonly #handlers = new Map<string, { fn: Handler<unknown, unknown>; stats: HandlerStats }>();
+  readonly #handlers = new Map<string, { fn: Handler<unknown, unknown>; stats: HandlerStats; durations: Durations }>();
   readonly #handling = new Set<HandlerContext>();
   // Request ids start at a random point: if this peer's name reconnects as a new session, a late
   // reply to the old session's request cannot match a new request with the same id.
@@ -71,7 +100,8 @@ export class Requests implements PeerPart {
   /** See `Peer.handle`. */
   handle<B, R>(port: string, handler: Handler<B, R>): () => void {
     if (typeof handler !== 'function') throw new TypeError('handler must be a function');
-    const entry = { fn: handler as Handler<unknown, unknown>, stats: { calls: 0, errors: 0, active: 0 } };
+    if (port.startsWith(RESERVED_PREFIX)) throw new TypeError(`port "${port}" starts with "${RESERVED_PREFIX}": those are the relay's control ports`);
+    const entry = { fn: handler as Handler<unknown, unknown>, stats: { calls: 0, errors: 0, active: 0 }, durations: new Durations() };
     this.#handlers.set(port, entry);
     return () => {
       if (this.#handlers.get(port) === entry) this.#handlers.delete(port);
@@ -180,6 +210,7 @@ export class Requests implements PeerPart {
       }
       port.write(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message }, bytes, codec));
     };
+    if (box.charCodeAt(0) === 0x24) return this.#control(f, box, reply);
     const handler = this.#handlers.get(box);
     if (!handler) {
       port.tracer.drop('Req', f, 'NO_ROUTE');
@@ -190,6 +221,7 @@ export class Requests implements PeerPart {
     stats.active++;
     const ctx = new HandlerContext(f.from, f.to, Date.now() + Math.min(f.timeout, MAX_TIMEOUT));
     this.#handling.add(ctx);
+    const start = performance.now();
     try {
       const body = decodeBody(f.body, f.flags);
       const t = port.tracer;
@@ -201,9 +233,23 @@ export class Requests implements PeerPart {
       if (!ctx.live()) return;
       reply(remoteWireCode(err, err instanceof ProtocolError ? 'BAD_BODY' : handlerCode(err)), messageOf(err));
     } finally {
+      handler.durations.add(performance.now() - start);
       stats.active--;
       ctx.done();
       this.#handling.delete(ctx);
+    }
+  }
+
+  /** A control request: only from the relay (`$relay`, a name no peer can have), only if the peer opted in. */
+  async #control(f: FrameOf<typeof Kind.Req>, box: string, reply: (code: string, message: string, value?: unknown) => void): Promise<void> {
+    const control = this.#opts.control;
+    if (f.from !== RELAY_NAME) return reply(ErrorCode.AUTH, `"${box}" is a control port: only the relay may call it`);
+    if (!control) return reply(ErrorCode.AUTH, `${this.#port.label} did not opt in to inspection (connect with inspect: true)`);
+    try {
+      const result = await control(box, decodeBody(f.body, f.flags));
+      reply('', '', result);
+    } catch (err) {
+      reply(err instanceof MissiveError ? err.code : ErrorCode.REMOTE, messageOf(err));
     }
   }
 
@@ -231,12 +277,12 @@ export class Requests implements PeerPart {
     for (const ctx of this.#handling) ctx.abort(error);
   }
 
-  inspect(): { pending: number; maxPending: number; handling: number; handlers: ({ port: string } & HandlerStats)[] } {
+  inspect(): { pending: number; maxPending: number; handling: number; handlers: ({ port: string; p50?: number; p99?: number } & HandlerStats)[] } {
     return {
       pending: this.#pending.size,
       maxPending: this.#opts.maxPendingRequests,
       handling: this.#handling.size,
-      handlers: [...this.#handlers].map(([port, h]) => ({ port, ...h.stats })),
+      handlers: [...this.#handlers].map(([port, h]) => ({ port, ...h.stats, ...h.durations.percentiles() })),
     };
   }
 }

@@ -169,10 +169,10 @@ export class Session {
     if (this.#ended) return this.#events.linkClosed(info);
     const why = bye ? `${bye.code}: ${bye.message}` : info.reason || `code ${info.code}`;
     const error = new ClosedError(`link closed (${why})`, { cause: info.error });
-    // Refused credentials, a broken protocol, an oversized frame or a newer session of this very
-    // peer: reconnecting would only repeat it.
+    // Refused credentials, a broken protocol, an oversized frame, a newer session of this very
+    // peer or an admin's disconnect: reconnecting would only repeat it (or undo it).
     const fatalBye = bye !== undefined && FATAL_BYE.has(bye.code);
-    const fatal = fatalBye || info.code === CloseCode.REPLACED || info.code === CloseCode.TOO_BIG;
+    const fatal = fatalBye || info.code === CloseCode.REPLACED || info.code === CloseCode.TOO_BIG || info.code === CloseCode.KICKED;
     if (!this.#reconnect || fatal) {
       this.#events.ended(fatalBye ? errorFromCode(bye.code, bye.message) : error, info);
       return;

@@ -19,7 +19,7 @@ export interface PeerSnapshot {
   closed: boolean;
   inbox: InboxSnapshot;
   outbox: OutboxSnapshot;
-  requests: { pending: number; maxPending: number; handling: number; handlers: { port: string; calls: number; errors: number; active: number }[] };
+  requests: { pending: number; maxPending: number; handling: number; handlers: { port: string; calls: number; errors: number; active: number; /** ms, over the last 256 calls */ p50?: number; p99?: number }[] };
   tunnels: { handlers: string[]; tunnels: TunnelSnapshot[] };
   pubsub: { received: number; subscriptions: { pattern: string; handlers: number }[] };
   groups: { groups: string[]; watching: boolean };

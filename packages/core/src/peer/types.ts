@@ -54,6 +54,13 @@ export interface PeerOptions {
    * connector. @default 'never' in @missive/core
    */
   direct?: 'auto' | 'never';
+  /**
+   * Lets the relay's admin channel (the devtools) inspect this peer: its mailboxes with their
+   * first messages, outbox, handlers, subscriptions, tunnels and links, and purge a mailbox.
+   * `{ bodies: false }` answers with stats and message headers only, never a body. Only the
+   * relay can ask (docs/devtools.md). @default false
+   */
+  inspect?: boolean | InspectOptions;
   /** Opens direct channels (WebRTC). Without one, this peer stays on the relay. */
   directConnector?: DirectConnector;
   /** Timeouts and bounds of direct links; see {@link DirectOptions} for the defaults. */
@@ -176,3 +183,8 @@ export type Handler<B, R> = (body: B, ctx: RequestContext) => R | Promise<R>;
 /** Handles an accepted tunnel. Throw at once to refuse it. */
 export type TunnelHandler<T = Uint8Array> = (tunnel: Tunnel<T>) => void | Promise<void>;
 
+/** What an inspectable peer shows the relay's admin channel. */
+export interface InspectOptions {
+  /** Include message bodies in peeked mailboxes (when the admin may see them). @default true */
+  bodies?: boolean;
+}

@@ -61,6 +61,10 @@ export class Conn implements LocalPeer {
   requests: Map<number, InFlight> = NO_REQUESTS;
   /** forwarding.ts: requests routed to this peer that it has not answered. */
   serving: Set<InFlight> = NO_SERVING;
+  /** admin.ts: when its handshake completed (ms since epoch). */
+  openedAt = 0;
+  /** admin.ts: whether it answers the relay's inspection (undefined until it first answers). */
+  inspectable: boolean | undefined;
   /** tunnels.ts: tunnels this peer is an end of. */
   tunnels: Set<TunnelRecord> = NO_TUNNELS;
 

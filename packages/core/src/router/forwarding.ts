@@ -4,9 +4,10 @@
  * is held (`HoldStore`) and delivered when the name comes back. A request is tracked until its
  * reply, its deadline, or its responder's end, and only the peer it was routed to may answer.
  */
-import { ID_PREFIX, splitAddress } from '../address.js';
+import { ID_PREFIX, RELAY_NAME, splitAddress } from '../address.js';
 import { AckStatus, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
 import { ErrorCode } from '../errors.js';
+import type { Admin } from './admin.js';
 import type { Conn } from './conn.js';
 import type { HoldResult, HoldStore } from './holds.js';
 import { DropReason } from './metrics.js';
@@ -39,11 +40,13 @@ export class Forwarding implements RouterPart {
   readonly #port: RouterPort;
   readonly #holds: HoldStore;
   readonly #registry: Registry<Conn>;
+  readonly #admin: Admin;
 
-  constructor(port: RouterPort, holds: HoldStore, registry: Registry<Conn>) {
+  constructor(port: RouterPort, holds: HoldStore, registry: Registry<Conn>, admin: Admin) {
     this.#port = port;
     this.#holds = holds;
     this.#registry = registry;
+    this.#admin = admin;
   }
 
   frame(c: Conn, f: Frame): void {
@@ -184,9 +187,21 @@ export class Forwarding implements RouterPart {
 
   #req(c: Conn, f: FrameOf<typeof Kind.Req>): void {
     const { flow, metrics, limits } = this.#port;
-    const name = splitAddress(f.to).name;
+    const { name, port } = splitAddress(f.to);
+    if (name === RELAY_NAME) return this.#admin.request(c, f);
+    if (port.charCodeAt(0) === 0x24) {
+      // `$` ports are a peer's control ports: only the relay calls them.
+      metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
+      this.#port.emit('auth-failure', { id: c.id, name: c.name ?? '', message: `request to the control port ${f.to}` });
+      flow.send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.AUTH, message: `"${port}" is a control port: only the relay may call it` }), c);
+      return;
+    }
     const space = c.space!;
-    const route = space.route(name) ?? space.pick(name);
+    let route = space.route(name);
+    if (route === undefined) {
+      route = space.pick(name);
+      if (this.#admin.active) this.#admin.count(c.namespace, `group:${name}`);
+    }
     const target = route?.kind === 'local' ? route : undefined;
     if (!target) {
       metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
@@ -210,6 +225,7 @@ export class Forwarding implements RouterPart {
 
   /** A reply is forwarded only from the peer the request was routed to, once. */
   #rep(c: Conn, f: FrameOf<typeof Kind.Rep>): void {
+    if (f.to === RELAY_NAME) return this.#admin.reply(c, f);
     const requester = local(c.space, f.to);
     const r = requester?.requests.get(f.id);
     if (!requester || !r || r.responder !== c) return this.#port.metrics.drop(c.label, f, f.to, requester ? DropReason.NOT_REQUESTED : DropReason.NO_ROUTE);

@@ -4,6 +4,7 @@
  * what an auth grant allows.
  */
 import { checkName } from '../address.js';
+import { ADMIN_NAMESPACE, type AdminAuthHook, type AdminRights } from './admin.js';
 import { frame, Kind, PROTOCOL_VERSION, type FrameOf } from '../codec/frames.js';
 import { ErrorCode, ProtocolError } from '../errors.js';
 import { CloseCode } from '../transport/transport.js';
@@ -39,6 +40,11 @@ export interface AuthGrant {
   subscribe?: readonly string[];
   /** When the grant ends (ms since epoch); the session is then closed with an AUTH reason. */
   expiresAt?: number;
+  /**
+   * Admin rights: set only by the Router, for a session in the `$admin` namespace that the
+   * `adminAuth` hook accepted (an auth hook's own value is ignored).
+   */
+  admin?: AdminRights;
 }
 
 /** Decides whether a peer may connect. Throw (ideally an AuthError) or reject to refuse. */
@@ -50,6 +56,10 @@ export const OPEN_GRANT: AuthGrant = Object.freeze({});
 /** What the handshake needs besides the port. */
 export interface HandshakeDeps {
   auth: AuthHook | undefined;
+  /** Accepts or refuses admin sessions (HELLO in the `$admin` namespace); none: refused. */
+  adminAuth: AdminAuthHook | undefined;
+  /** Counts an admin session refused. */
+  adminRefused(): void;
   registry: Registry<Conn>;
   /** Writes what was held for the connection's name (right after WELCOME). */
   deliverHeld(c: Conn): void | PromiseLike<void>;
@@ -95,9 +105,29 @@ export class Handshake implements RouterPart {
       return fail(c, new ProtocolError(`unsupported protocol version ${f.version} (relay speaks ${PROTOCOL_VERSION})`));
     }
     let grant: AuthGrant = OPEN_GRANT;
-    if (auth) {
+    if (f.namespace === ADMIN_NAMESPACE) {
+      // An admin session: only the admin hook decides, whatever the peers' auth is.
+      const refuse = (message: string): void => {
+        this.#deps.adminRefused();
+        this.#port.emit('auth-failure', { id: c.id, name: f.name, message });
+        kick(c, CloseCode.AUTH, ErrorCode.AUTH, message);
+      };
+      const { adminAuth } = this.#deps;
+      if (!adminAuth) return refuse('this relay has no admin channel (start it with an admin token)');
+      try {
+        const rights = await adminAuth({ name: f.name, namespace: f.namespace, secret: f.secret, token: f.token });
+        grant = { admin: { write: rights.write === true, bodies: rights.bodies === true } };
+      } catch (err) {
+        return refuse((err instanceof Error ? err.message : String(err)) || 'not an admin');
+      }
+      if (gone(c)) return;
+    } else if (auth) {
       try {
         grant = (await auth({ name: f.name, namespace: f.namespace, secret: f.secret, token: f.token })) ?? {};
+        if (grant.admin !== undefined) {
+          const { admin: _ignored, ...rest } = grant;
+          grant = rest;
+        }
       } catch (err) {
         const message = err instanceof Error ? err.message : String(err);
         this.#port.emit('auth-failure', { id: c.id, name: f.name, message });
@@ -115,8 +145,8 @@ export class Handshake implements RouterPart {
       const bad = checkName(name);
       if (bad) return fail(c, new ProtocolError(bad));
     }
-    const ns = grant.namespace ?? (f.namespace || 'default');
-    const badNs = checkName(ns, 'namespace');
+    const ns = grant.admin ? ADMIN_NAMESPACE : (grant.namespace ?? (f.namespace || 'default'));
+    const badNs = ns === ADMIN_NAMESPACE ? undefined : checkName(ns, 'namespace');
     if (badNs) return fail(c, new ProtocolError(badNs));
     if (registry.count(ns) >= limits.maxPeersPerNamespace) {
       return kick(c, CloseCode.LIMIT, ErrorCode.LIMIT, `namespace "${ns}" is at its ${limits.maxPeersPerNamespace}-peer limit`);

@@ -15,3 +15,5 @@ export type { Registry, RegistryFactory, Space, LocalPeer, RemotePeer, Route, Cl
 export type { FlowSnapshot } from './flow.js';
 export type { RequestsSnapshot } from './forwarding.js';
 export type { TunnelSnapshot as RouterTunnelSnapshot } from './tunnels.js';
+export { ADMIN_NAMESPACE, TRACE_TOPIC, CLOSED_KEEP, CONTROL_MAX, TRACE_RATE, TRACE_RATE_MAX, STATS_KEYS, PEERS_MAX, SUMMARY_MAX } from './admin.js';
+export type { AdminRights, AdminAuthHook, ClosedPeer, PeerRow } from './admin.js';

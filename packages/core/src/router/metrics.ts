@@ -55,6 +55,8 @@ export interface RouterMetrics {
   requestLatency: { bounds: readonly number[]; counts: number[]; sum: number; count: number };
   slowConsumerDisconnects: number;
   authFailures: number;
+  /** Admin sessions refused (a wrong or missing admin token). */
+  adminRefused: number;
   protocolErrors: number;
 }
 
@@ -63,6 +65,7 @@ export interface Gauges {
   connections: number;
   peers: Map<string, number>;
   held: { messages: number; bytes: number };
+  adminRefused: number;
 }
 
 export class Metrics {
@@ -145,6 +148,7 @@ export class Metrics {
       requestLatency: { bounds: LATENCY_BOUNDS, counts, sum: this.#latency.sum, count: this.#latency.count },
       slowConsumerDisconnects: this.slowConsumerDisconnects,
       authFailures: this.authFailures,
+      adminRefused: gauges.adminRefused,
       protocolErrors: this.protocolErrors,
     };
   }

@@ -9,6 +9,7 @@ import { checkName, splitAddress } from '../address.js';
 import { BodyCodec, frame, Kind, PresenceEvent, type Frame, type FrameOf } from '../codec/frames.js';
 import { ErrorCode } from '../errors.js';
 import { checkPattern, checkTopic, matchTopic } from '../topics.js';
+import { TRACE_TOPIC, type Admin } from './admin.js';
 import type { Conn } from './conn.js';
 import { allowed, patternCovers } from './handshake.js';
 import { DropReason } from './metrics.js';
@@ -17,11 +18,13 @@ import type { RouterPart, RouterPort } from './port.js';
 export class PubSub implements RouterPart {
   readonly kinds = [Kind.Pub, Kind.Bcast, Kind.Sub, Kind.Unsub, Kind.Join, Kind.Leave, Kind.Peers, Kind.Watch] as const;
   readonly #port: RouterPort;
+  readonly #admin: Admin;
   /** Reused for each publish's set of matching connections. */
   readonly #matched = new Set<Conn>();
 
-  constructor(port: RouterPort) {
+  constructor(port: RouterPort, admin: Admin) {
     this.#port = port;
+    this.#admin = admin;
   }
 
   frame(c: Conn, f: Frame): void {
@@ -75,6 +78,7 @@ export class PubSub implements RouterPart {
     const bad = checkTopic(f.topic);
     if (bad) return flow.refuse(c, 0, ErrorCode.PROTOCOL, bad);
     if (!allowed(c.grant.publish, (p) => matchTopic(p, f.topic))) return flow.refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
+    if (this.#admin.active) this.#admin.count(c.namespace, `topic:${f.topic}`);
     const subs = c.space!.subscribers(f.topic, this.#matched);
     if (subs.size === 0) return metrics.drop(c.label, f, f.topic, DropReason.NO_ROUTE);
     f.from = c.label;
@@ -84,7 +88,9 @@ export class PubSub implements RouterPart {
 
   #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
     const { flow, metrics } = this.#port;
-    const members = c.space!.members(splitAddress(f.to).name);
+    const group = splitAddress(f.to).name;
+    if (this.#admin.active) this.#admin.count(c.namespace, `group:${group}`);
+    const members = c.space!.members(group);
     if (!members) {
       metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
       flow.send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }), c);
@@ -98,6 +104,12 @@ export class PubSub implements RouterPart {
     const { flow, metrics, limits } = this.#port;
     const bad = checkPattern(f.pattern);
     if (bad) return flow.refuse(c, f.ref, ErrorCode.PROTOCOL, bad);
+    if (f.pattern.charCodeAt(0) === 0x24) {
+      // "$" topics are the relay's: an admin session may follow the live trace, nobody else.
+      if (!c.grant.admin || f.pattern !== TRACE_TOPIC) return flow.refuse(c, f.ref, ErrorCode.AUTH, `"${f.pattern}" is reserved for the relay's admin sessions`);
+      this.#admin.subscribeTrace(c, f.kind === Kind.Sub);
+      return flow.ok(c, f.ref);
+    }
     const space = c.space!;
     if (f.kind === Kind.Unsub) {
       space.unsubscribe(c, f.pattern);

@@ -26,6 +26,7 @@ import { randomToken } from '../store/ids.js';
 import type { TraceEvent } from '../trace.js';
 import type { CloseInfo, Transport } from '../transport/transport.js';
 import { CloseCode } from '../transport/transport.js';
+import { Admin, type AdminAuthHook } from './admin.js';
 import { Conn, type ConnectionInfo } from './conn.js';
 import { Flow, type FlowSnapshot } from './flow.js';
 import { Forwarding, type RequestsSnapshot } from './forwarding.js';
@@ -49,6 +50,11 @@ export interface RouterOptions {
   registry?: RegistryFactory;
   /** Where messages for offline names are held; it enforces the hold limits. @default a `MemoryHoldStore` over `limits` */
   holds?: HoldStore;
+  /**
+   * Accepts admin sessions (a HELLO in the `$admin` namespace) with their rights, or throws to
+   * refuse. Without it the relay has no admin channel. See docs/devtools.md.
+   */
+  adminAuth?: AdminAuthHook;
 }
 
 export interface RouterEvents {
@@ -98,6 +104,7 @@ export class Router extends Emitter<RouterEvents> {
   readonly #handshake: Handshake;
   readonly #forwarding: Forwarding;
   readonly #tunnels: Tunnels;
+  readonly #admin: Admin;
   readonly #parts: readonly RouterPart[];
   /** The part that handles each frame kind, by kind byte. */
   readonly #byKind: (RouterPart | undefined)[] = new Array(256).fill(undefined);
@@ -123,7 +130,15 @@ export class Router extends Emitter<RouterEvents> {
     this.limits = resolveLimits(options.limits);
     this.#registry = options.registry ? options.registry<Conn>() : new MemoryRegistry<Conn>();
     this.#holds = options.holds ?? new MemoryHoldStore(this.limits);
-    this.#metrics = new Metrics((e) => this.emit('trace', e), () => this.listens('trace'));
+    // Trace events go to `trace` listeners and to the admin channel's trace sessions; they are
+    // built only while one of them would take them.
+    this.#metrics = new Metrics(
+      (e) => {
+        if (admin.tracing) admin.trace(e);
+        this.emit('trace', e);
+      },
+      () => admin.tracing || this.listens('trace'),
+    );
     const port: RouterPort = {
       limits: this.limits,
       metrics: this.#metrics,
@@ -136,23 +151,30 @@ export class Router extends Emitter<RouterEvents> {
       sweep: () => this.#startSweep(),
     };
     const flow = (this.#flow = new Flow(port));
-    this.#forwarding = new Forwarding(port, this.#holds, this.#registry);
+    const admin = (this.#admin = new Admin(port, {
+      relayId: this.#idBase,
+      metrics: () => this.metrics(),
+      connection: (c) => ({ state: c.state, flow: this.#flow.inspect(c), requests: this.#forwarding.inspect(c), tunnels: this.#tunnels.inspect(c) }),
+    }));
+    this.#forwarding = new Forwarding(port, this.#holds, this.#registry, admin);
     this.#tunnels = new Tunnels(port);
     this.#handshake = new Handshake(port, {
       auth: options.auth,
+      adminAuth: options.adminAuth,
+      adminRefused: () => admin.refused++,
       registry: this.#registry,
       deliverHeld: (c) => this.#forwarding.deliverHeld(c),
       opened: (c) => this.#opened(c),
       fail: (c, err) => this.#fail(c, err),
     });
-    this.#parts = [this.#handshake, this.#flow, this.#forwarding, this.#tunnels, new PubSub(port)];
+    this.#parts = [this.#handshake, this.#flow, this.#forwarding, this.#tunnels, new PubSub(port, admin), admin];
     for (const part of this.#parts) for (const k of part.kinds) this.#byKind[k] = part;
     this.on('auth-failure', () => this.#metrics.authFailures++);
   }
 
   /** A snapshot of the counters and gauges (rendered as Prometheus text by the Node relay). */
   metrics(): RouterMetrics {
-    return this.#metrics.snapshot({ connections: this.#conns.size, peers: this.namespaces(), held: { messages: this.#holds.messages, bytes: this.#holds.bytes } });
+    return this.#metrics.snapshot({ connections: this.#conns.size, peers: this.namespaces(), held: { messages: this.#holds.messages, bytes: this.#holds.bytes }, adminRefused: this.#admin.refused });
   }
 
   /**
@@ -306,6 +328,7 @@ export class Router extends Emitter<RouterEvents> {
     this.#conns.delete(c);
     const summary = wasOpen && this.listens('disconnect') ? c.info() : undefined;
     for (const part of this.#parts) part.closed?.(c, wasOpen);
+    this.#admin.record(c, wasOpen, closeInfo);
     if (c.namespace !== '') this.#registry.remove(c.namespace, c);
     if (summary) this.emit('disconnect', { ...summary, code: closeInfo.code, reason: closeInfo.reason });
   }

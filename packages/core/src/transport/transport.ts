@@ -73,4 +73,6 @@ export const CloseCode = {
   TIMEOUT: 4005,
   /** The same peer connected again (same session): this older connection is closed. */
   REPLACED: 4006,
+  /** An admin disconnected the peer (devtools): it does not reconnect on its own. */
+  KICKED: 4007,
 } as const;

@@ -24,7 +24,7 @@ describe('Peer.inspect', () => {
     expect(snap.closed).toBe(false);
     expect(snap.inbox.dedupStreams).toBe(1);
     expect(snap.inbox.mailboxes).toEqual([expect.objectContaining({ port: 'inbox', depth: 1, messages: [expect.objectContaining({ body: 'two', from: 'alice' })] })]);
-    expect(snap.requests.handlers).toEqual([{ port: 'echo', calls: 1, errors: 0, active: 0 }]);
+    expect(snap.requests.handlers).toEqual([{ port: 'echo', calls: 1, errors: 0, active: 0, p50: expect.any(Number), p99: expect.any(Number) }]);
     expect(snap.pubsub.subscriptions).toEqual([{ pattern: 'news.>', handlers: 1 }]);
     expect(snap.groups.groups).toEqual(['team']);
     expect(snap.registrations.registrations.map((r) => r.key).sort()).toEqual(['join:team', 'sub:news.>']);

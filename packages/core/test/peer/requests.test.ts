@@ -114,8 +114,8 @@ describe('Requests', () => {
     expect([ok!.id, ok!.to, ok!.code, decodeBody(ok!.body, ok!.flags)]).toEqual([7, 'alice', '', 5]);
     expect([failed!.id, failed!.code, failed!.message]).toEqual([8, 'REMOTE:EBAD', 'nope']);
     expect(r.inspect().handlers).toEqual([
-      { port: 'add', calls: 1, errors: 0, active: 0 },
-      { port: 'fail', calls: 1, errors: 1, active: 0 },
+      { port: 'add', calls: 1, errors: 0, active: 0, p50: expect.any(Number), p99: expect.any(Number) },
+      { port: 'fail', calls: 1, errors: 1, active: 0, p50: expect.any(Number), p99: expect.any(Number) },
     ]);
   });
 
