@@ -161,12 +161,13 @@ function Dashboard({ client, first, onLeave }: { client: AdminClient; first: Ove
             <dt>Access</dt>
             <dd>
               <span className={rights.write ? 'badge write' : 'badge'}>{rights.write ? 'read-write' : 'read-only'}</span>
+              {rights.bodies === false && <span className="badge">no message bodies</span>}
               {rights.namespaces && <span className="muted"> namespaces: {rights.namespaces.join(', ')}</span>}
             </dd>
           </div>
         </dl>
         <button type="button" onClick={() => onLeave()}>
-          Disconnect
+          Close session
         </button>
       </header>
       <nav className="tabs" aria-label="Views">

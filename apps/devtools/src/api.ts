@@ -9,9 +9,12 @@ import { connect, type Peer, type PeerSnapshot, type TunnelSnapshot, type TraceE
 export type { PeerSnapshot, TunnelSnapshot, TraceEvent };
 
 export interface Rights {
+  /** Disconnect peers and purge mailboxes. */
   write: boolean;
-  /** The namespaces this token may see, or null for all of them. */
-  namespaces: string[] | null;
+  /** See message bodies in peeked mailboxes. */
+  bodies?: boolean;
+  /** The namespaces this token may see, or null/absent for all of them. */
+  namespaces?: string[] | null;
 }
 
 export interface Overview {
@@ -38,6 +41,8 @@ export interface PeerRow {
   namespace: string;
   connectedAt: number;
   inspectable: boolean;
+  /** An admin session (namespace `$admin`). */
+  admin?: boolean;
   framesIn: number;
   framesOut: number;
   bytesIn: number;
@@ -53,6 +58,8 @@ export interface PeerRow {
   outbox?: number;
   /** Round-trip time to the relay in ms. */
   rtt?: number;
+  /** Direct (WebRTC) links the peer has open. */
+  direct?: number;
   links?: { direct: number };
 }
 
@@ -72,9 +79,42 @@ export interface PeersReply {
   closed: ClosedRow[];
 }
 
+/** A tunnel as the relay sees it: its two ends and the credit each may still send. */
+export interface RelayTunnel {
+  tid: number;
+  opener: string;
+  acceptor: string;
+  credit: [number, number];
+  /** Ends that have closed (0, 1 or 2). */
+  ends: number;
+}
+
+/** A peeked message: its body only when the peer and the admin's rights allow it (else `hidden`). */
+export interface PeekedMessage {
+  id: string;
+  from: string;
+  to: string;
+  sentAt: number;
+  body?: unknown;
+  hidden?: boolean;
+}
+
+export type InspectedSnapshot = Omit<PeerSnapshot, 'inbox'> & {
+  /** Whether peeked messages carry their bodies. */
+  bodies?: boolean;
+  inbox: Omit<PeerSnapshot['inbox'], 'mailboxes'> & {
+    mailboxes: (Omit<PeerSnapshot['inbox']['mailboxes'][number], 'messages'> & { messages: PeekedMessage[] })[];
+  };
+};
+
 export interface PeerReply {
-  connection: PeerRow & { flow?: Record<string, unknown>; tunnels?: TunnelSnapshot[] | number };
-  snapshot?: PeerSnapshot;
+  connection: PeerRow & {
+    state?: string;
+    flow?: Record<string, unknown>;
+    requests?: Record<string, unknown>;
+    tunnels?: RelayTunnel[] | number;
+  };
+  snapshot?: InspectedSnapshot;
   /** Why the snapshot is missing although the peer is inspectable (it did not answer, …). */
   error?: string;
 }
@@ -97,6 +137,8 @@ export interface TraceBatch {
   events: TraceEvent[];
   /** Events the relay skipped since the last batch (its rate limit). */
   dropped: number;
+  /** The session's budget ran out in some window (events beyond it were not even built). */
+  saturated?: boolean;
 }
 
 /** The topic on which the relay streams trace batches to an admin session that subscribed. */
@@ -118,7 +160,7 @@ export class AdminClient {
   overview(): Promise<Overview> {
     return this.request('overview');
   }
-  peers(): Promise<PeersReply> {
+  peers(): Promise<PeersReply & { total?: number }> {
     return this.request('peers');
   }
   inspectPeer(id: string): Promise<PeerReply> {
@@ -127,7 +169,7 @@ export class AdminClient {
   topics(): Promise<TopicsReply> {
     return this.request('topics');
   }
-  trace(filter: TraceFilter): Promise<{ ok: true }> {
+  trace(filter: TraceFilter): Promise<{ ok: true; rate?: number }> {
     return this.request('trace', filter);
   }
   disconnect(id: string, reason?: string): Promise<{ ok: true }> {

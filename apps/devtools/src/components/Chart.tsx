@@ -2,6 +2,7 @@
 import { useEffect, useRef } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { clock } from '../format.js';
 
 export interface ChartSeries {
   label: string;
@@ -36,7 +37,7 @@ export function Chart({ title, series, data, format = (v) => String(v), height =
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
       axes: [
-        { ...AXIS, space: 60 },
+        { ...AXIS, space: 80, values: (_u, vals) => vals.map((v) => clock(v * 1000)) },
         { ...AXIS, size: 64, values: (_u, vals) => vals.map((v) => fmt.current(v)) },
       ],
       series: [

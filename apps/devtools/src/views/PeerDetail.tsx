@@ -4,7 +4,7 @@
  * tunnels and direct links.
  */
 import { useState, type ReactNode } from 'react';
-import type { PeerReply, PeerSnapshot, TunnelSnapshot } from '../api.js';
+import type { InspectedSnapshot, PeekedMessage, PeerReply, RelayTunnel, TunnelSnapshot } from '../api.js';
 import { Alert } from '../components/Alert.js';
 import { ConfirmDialog } from '../components/ConfirmDialog.js';
 import { JsonTree, preview } from '../components/JsonTree.js';
@@ -47,7 +47,9 @@ export function PeerDetail({ id, onBack }: { id: string; onBack: () => void }) {
 function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void }) {
   const c = data.connection;
   const now = useNow();
-  const tunnels = Array.isArray(c.tunnels) ? c.tunnels : [];
+  const relayTunnels = Array.isArray(c.tunnels) ? c.tunnels : [];
+  const tunnelCount = Array.isArray(c.tunnels) ? c.tunnels.length : c.tunnels;
+  const direct = c.direct ?? c.links?.direct;
   return (
     <>
       <section className="card" aria-labelledby="conn-title">
@@ -61,6 +63,7 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
               {clock(c.connectedAt)} ({since(c.connectedAt, now)})
             </span>
           </Fact>
+          {c.state && <Fact label="State">{c.state}</Fact>}
           <Fact label="Frames in / out">
             {num(c.framesIn)} / {num(c.framesOut)}
           </Fact>
@@ -72,10 +75,10 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
           <Fact label="Requests awaiting / serving">
             {num(c.awaiting)} / {num(c.serving)}
           </Fact>
-          <Fact label="Tunnels">{num(Array.isArray(c.tunnels) ? c.tunnels.length : c.tunnels)}</Fact>
+          <Fact label="Tunnels">{num(tunnelCount)}</Fact>
+          {direct !== undefined && <Fact label="Direct links">{num(direct)}</Fact>}
           <Fact label="Groups">{c.groups.length ? c.groups.join(', ') : <span className="muted">none</span>}</Fact>
           <Fact label="Subscriptions">{c.subscriptions.length ? c.subscriptions.join(', ') : <span className="muted">none</span>}</Fact>
-          {c.links && <Fact label="Direct links">{num(c.links.direct)}</Fact>}
         </dl>
         {c.flow && Object.keys(c.flow).length > 0 && (
           <div className="sub">
@@ -83,17 +86,59 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
             <JsonTree value={c.flow} label="Flow control state" />
           </div>
         )}
-        {tunnels.length > 0 && !data.snapshot && <Tunnels tunnels={tunnels} />}
+        {relayTunnels.length > 0 && (
+          <div className="sub">
+            <h3>Tunnels through the relay</h3>
+            <RelayTunnels tunnels={relayTunnels} />
+          </div>
+        )}
       </section>
 
-      {!c.inspectable && (
+      {c.admin ? (
         <p className="note" role="note">
-          This peer did not opt in to inspection (connect with <code>inspect: true</code>). Only what the relay knows is shown.
+          This is an admin session (such as this one): it has no mailboxes to inspect.
         </p>
+      ) : !c.inspectable ? (
+        <div className="note" role="note">
+          <p>
+            This peer did not opt in to inspection (connect with <code>inspect: true</code>). Only what the relay knows is shown.
+          </p>
+          {data.error && <p className="muted small">The relay says: {data.error}</p>}
+        </div>
+      ) : (
+        data.error && <Alert title="The peer did not answer the inspection">{data.error}</Alert>
       )}
-      {c.inspectable && data.error && <Alert title="The peer did not answer the inspection">{data.error}</Alert>}
       {data.snapshot && <Snapshot peerId={c.id} s={data.snapshot} onChanged={onChanged} />}
     </>
+  );
+}
+
+function RelayTunnels({ tunnels }: { tunnels: RelayTunnel[] }) {
+  return (
+    <table>
+      <thead>
+        <tr>
+          <th scope="col" className="num">Tunnel</th>
+          <th scope="col">Opener</th>
+          <th scope="col">Acceptor</th>
+          <th scope="col" className="num">Opener credit</th>
+          <th scope="col" className="num">Acceptor credit</th>
+          <th scope="col">Ends closed</th>
+        </tr>
+      </thead>
+      <tbody>
+        {tunnels.map((t) => (
+          <tr key={t.tid}>
+            <th scope="row" className="num">{t.tid}</th>
+            <td>{t.opener}</td>
+            <td>{t.acceptor}</td>
+            <td className="num">{bytes(t.credit?.[0])}</td>
+            <td className="num">{bytes(t.credit?.[1])}</td>
+            <td>{t.ends}</td>
+          </tr>
+        ))}
+      </tbody>
+    </table>
   );
 }
 
@@ -106,7 +151,7 @@ function Fact({ label, children }: { label: string; children: ReactNode }) {
   );
 }
 
-function Snapshot({ peerId, s, onChanged }: { peerId: string; s: PeerSnapshot; onChanged: () => void }) {
+function Snapshot({ peerId, s, onChanged }: { peerId: string; s: InspectedSnapshot; onChanged: () => void }) {
   const { client, rights, fail, note } = useSession();
   const [purge, setPurge] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
@@ -161,6 +206,7 @@ function Snapshot({ peerId, s, onChanged }: { peerId: string; s: PeerSnapshot; o
                   <h4>
                     First {m.messages.length} message{m.messages.length === 1 ? '' : 's'}
                   </h4>
+                  {s.bodies === false && <p className="muted small">Bodies hidden: the peer or this token does not allow them.</p>}
                   <ol className="messages">
                     {m.messages.map((msg) => (
                       <Message key={msg.id} msg={msg} />
@@ -348,7 +394,7 @@ function Snapshot({ peerId, s, onChanged }: { peerId: string; s: PeerSnapshot; o
   );
 }
 
-function Message({ msg }: { msg: { id: string; from: string; to: string; body: unknown; sentAt: number } }) {
+function Message({ msg }: { msg: PeekedMessage }) {
   const [open, setOpen] = useState(false);
   return (
     <li className="message">
@@ -358,14 +404,14 @@ function Message({ msg }: { msg: { id: string; from: string; to: string; body: u
         </span>
         <span className="from">from {msg.from}</span>
         <span className="muted">{clock(msg.sentAt)}</span>
-        <code className="body-preview">{preview(msg.body)}</code>
+        <code className="body-preview">{msg.hidden ? <span className="muted">(body hidden)</span> : preview(msg.body)}</code>
       </button>
       {open && (
         <div className="message-body">
           <div className="muted small">
             id <code>{msg.id}</code> to <code>{msg.to}</code> sent {dateTime(msg.sentAt)}
           </div>
-          <JsonTree value={msg.body} label={`Body of message ${msg.id}`} />
+          {msg.hidden ? <p className="muted small">The body is hidden.</p> : <JsonTree value={msg.body} label={`Body of message ${msg.id}`} />}
         </div>
       )}
     </li>

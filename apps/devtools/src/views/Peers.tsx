@@ -22,7 +22,8 @@ export function peerLabel(p: { name?: string; id: string }): string {
 }
 
 function linkOf(p: PeerRow): string {
-  return p.links && p.links.direct > 0 ? `direct ×${p.links.direct}` : 'relay';
+  const direct = p.direct ?? p.links?.direct ?? 0;
+  return direct > 0 ? `relay + ${direct} direct` : 'relay';
 }
 
 const COLUMNS: Column[] = [
@@ -47,6 +48,7 @@ function compare(a: string | number | undefined, b: string | number | undefined)
 
 export function Peers({ onOpen }: { onOpen: (id: string) => void }) {
   const { client, rights, fail, note } = useSession();
+  const self = client.peer.id;
   const poll = usePoll(() => client.peers(), 1000, [client]);
   const now = useNow();
   const [sort, setSort] = useState<{ key: Key; dir: 1 | -1 }>({ key: 'name', dir: 1 });
@@ -126,9 +128,10 @@ export function Peers({ onOpen }: { onOpen: (id: string) => void }) {
                     <button type="button" className="link peer-name" onClick={() => onOpen(p.id)} title={`id ${p.id}`}>
                       {peerLabel(p)}
                     </button>
-                    {!p.inspectable && (
+                    {p.id === self ? <span className="tag">this session</span> : p.admin && <span className="tag">admin</span>}
+                    {!p.inspectable && !p.admin && (
                       <span className="tag" title="This peer did not opt in to inspection">
-                        opaque
+                        not inspectable
                       </span>
                     )}
                   </th>
@@ -144,9 +147,9 @@ export function Peers({ onOpen }: { onOpen: (id: string) => void }) {
                   </td>
                   {rights.write && (
                     <td>
-                      <button type="button" className="danger small" onClick={() => setConfirm(p)} aria-label={`Disconnect ${peerLabel(p)}`}>
+                      {p.id !== self && <button type="button" className="danger small" onClick={() => setConfirm(p)} aria-label={`Disconnect ${peerLabel(p)}`}>
                         Disconnect
-                      </button>
+                      </button>}
                     </td>
                   )}
                 </tr>
