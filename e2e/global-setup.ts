@@ -2,7 +2,8 @@
  * Builds what the browser tests load, once per Playwright run: the packages' dist (tsc: the
  * test page bundles @missive/browser and @missive/core from it, and the specs start the relay
  * from @missive/node's), then the test app with `vite build` and Vite's default configuration
- * (into e2e/app/dist). The servers themselves are fixtures (fixtures.ts).
+ * (into e2e/app/dist), and the devtools app (apps/devtools/dist). The servers themselves are
+ * fixtures (fixtures.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -18,4 +19,6 @@ function run(cmd: string, args: string[]): void {
 export default function globalSetup(): void {
   run('npm', ['run', 'build', '--silent']);
   run('npx', ['vite', 'build', 'e2e/app', '--logLevel', 'warn']);
+  // The devtools app, served by the relay at /devtools/ in devtools.spec.ts.
+  run('npm', ['run', 'build', '--silent', '-w', 'apps/devtools', '--', '--logLevel', 'warn']);
 }

@@ -32,8 +32,10 @@ export function Connect({ initialUrl, initialToken, connecting, error, onConnect
         <input id="admin-token" type="password" required value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" />
         {error && (
           <div role="alert" className="alert">
-            <strong>Could not connect: </strong>
-            {error}
+            <div>
+              <strong>Could not connect: </strong>
+              {error}
+            </div>
           </div>
         )}
         <button type="submit" className="primary" disabled={connecting}>

@@ -50,8 +50,8 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
   const relayTunnels = Array.isArray(c.tunnels) ? c.tunnels : [];
   const tunnelCount = Array.isArray(c.tunnels) ? c.tunnels.length : c.tunnels;
   const direct = c.direct ?? c.links?.direct;
-  return (
-    <>
+  const flow = Object.entries(c.flow ?? {});
+  const connection = (
       <section className="card" aria-labelledby="conn-title">
         <h2 id="conn-title">Connection (what the relay knows)</h2>
         <dl className="facts">
@@ -80,10 +80,20 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
           <Fact label="Groups">{c.groups.length ? c.groups.join(', ') : <span className="muted">none</span>}</Fact>
           <Fact label="Subscriptions">{c.subscriptions.length ? c.subscriptions.join(', ') : <span className="muted">none</span>}</Fact>
         </dl>
-        {c.flow && Object.keys(c.flow).length > 0 && (
+        {flow.length > 0 && (
           <div className="sub">
             <h3>Flow control</h3>
-            <JsonTree value={c.flow} label="Flow control state" />
+            {flow.every(([, v]) => typeof v !== 'object' || v === null) ? (
+              <dl className="facts compact">
+                {flow.map(([k, v]) => (
+                  <Fact key={k} label={words(k)}>
+                    {k.toLowerCase().includes('bytes') && typeof v === 'number' ? bytes(v) : String(v)}
+                  </Fact>
+                ))}
+              </dl>
+            ) : (
+              <JsonTree value={c.flow} label="Flow control state" />
+            )}
           </div>
         )}
         {relayTunnels.length > 0 && (
@@ -93,6 +103,9 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
           </div>
         )}
       </section>
+  );
+  return (
+    <>
 
       {c.admin ? (
         <p className="note" role="note">
@@ -109,6 +122,7 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
         data.error && <Alert title="The peer did not answer the inspection">{data.error}</Alert>
       )}
       {data.snapshot && <Snapshot peerId={c.id} s={data.snapshot} onChanged={onChanged} />}
+      {connection}
     </>
   );
 }
@@ -140,6 +154,12 @@ function RelayTunnels({ tunnels }: { tunnels: RelayTunnel[] }) {
       </tbody>
     </table>
   );
+}
+
+/** `bufferedBytes` → `Buffered bytes`. */
+function words(key: string): string {
+  const w = key.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  return w.charAt(0).toUpperCase() + w.slice(1);
 }
 
 function Fact({ label, children }: { label: string; children: ReactNode }) {
@@ -201,6 +221,9 @@ function Snapshot({ peerId, s, onChanged }: { peerId: string; s: InspectedSnapsh
                 <Fact label="Received">{num(m.received)}</Fact>
                 <Fact label="Refused">{num(m.refused)}</Fact>
               </dl>
+              {m.messages.length === 0 && m.depth > 0 && (
+                <p className="muted small">{rights.bodies === false ? 'Messages not shown: this admin token may not see message bodies.' : 'Messages not shown: the peer did not include them.'}</p>
+              )}
               {m.messages.length > 0 && (
                 <>
                   <h4>
@@ -325,6 +348,7 @@ function Snapshot({ peerId, s, onChanged }: { peerId: string; s: InspectedSnapsh
         </section>
       </div>
 
+      <div className="split">
       <section aria-labelledby="tunnels-title" className="card">
         <h2 id="tunnels-title">Tunnels</h2>
         {s.tunnels.handlers.length > 0 && (
@@ -371,6 +395,8 @@ function Snapshot({ peerId, s, onChanged }: { peerId: string; s: InspectedSnapsh
           </table>
         )}
       </section>
+
+      </div>
 
       <section aria-labelledby="session-title" className="card">
         <h2 id="session-title">Session</h2>
