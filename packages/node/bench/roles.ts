@@ -23,6 +23,8 @@ interface Args {
   concurrency: number;
   duration: number;
   count: number;
+  /** relay: serve an admin channel with this token. */
+  adminToken?: string;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -67,7 +69,7 @@ async function main(): Promise<void> {
       const relay =
         args.impl === 'raw'
           ? await startRawRelay()
-          : await createRelay({ port: 0, heartbeatInterval: 60_000, limits: { maxBufferedBytes: 64 * 1024 * 1024, rateLimit: 100_000_000, maxConnections: 100_000, maxPeersPerNamespace: 100_000, maxPendingRequests: 100_000 } });
+          : await createRelay({ port: 0, heartbeatInterval: 60_000, ...(args.adminToken ? { adminToken: args.adminToken } : {}), limits: { maxBufferedBytes: 64 * 1024 * 1024, rateLimit: 100_000_000, maxConnections: 100_000, maxPeersPerNamespace: 100_000, maxPendingRequests: 100_000 } });
       const url = 'url' in relay ? relay.url : `ws://127.0.0.1:${relay.port}`;
       onMessage(async (m) => {
         if (m.cmd === 'mem') {
@@ -259,6 +261,30 @@ async function main(): Promise<void> {
           await immediate();
         }
       });
+      return;
+    }
+
+    case 'devtools': {
+      // What the devtools app does while open: follow the live trace (the relay's default rate)
+      // and poll the overview, the peers table (with each inspectable peer's summary) and the
+      // topics once a second.
+      const p = await connect(args.url, { namespace: '$admin', token: 'bench-admin' });
+      let events = 0;
+      let saturated = 0;
+      await p.subscribe('$relay.trace', (b) => {
+        const batch = b as { events: unknown[]; saturated: boolean };
+        events += batch.events.length;
+        if (batch.saturated) saturated++;
+      }).ready;
+      await p.request('$relay/trace', {});
+      const poll = setInterval(() => {
+        for (const op of ['overview', 'peers', 'topics']) p.request(`$relay/${op}`, {}, { timeout: 5000 }).catch(() => {});
+      }, 1000);
+      onMessage((m) => {
+        if (m.cmd === 'report') send({ events, saturated });
+        if (m.cmd === 'exit') clearInterval(poll);
+      });
+      send({ ready: true });
       return;
     }
 

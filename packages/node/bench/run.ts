@@ -24,7 +24,7 @@ const IDLE = 1000;
 const DURABLE_N = quick ? 10_000 : 50_000;
 /** 64 KiB chunks per tunnel run: 200 MB (50 MB quick). */
 const TUNNEL_CHUNKS = quick ? 800 : 3200;
-/** BENCH_ONLY=oneway|reqrep|fanout|tunnel|durable|memory runs one workload; BENCH_IMPL=missive|raw one side. */
+/** BENCH_ONLY=oneway|reqrep|fanout|tunnel|durable|devtools|memory runs one workload; BENCH_IMPL=missive|raw one side. */
 const only = process.env.BENCH_ONLY;
 const want = (w: string): boolean => only === undefined || only === w;
 const impls = (process.env.BENCH_IMPL ? [process.env.BENCH_IMPL] : ['raw', 'missive']) as Impl[];
@@ -86,13 +86,24 @@ function start(args: Record<string, unknown>): Proc {
   };
 }
 
-async function withRelay<T>(impl: Impl, fn: (url: string, relay: Proc) => Promise<T>): Promise<T> {
-  const relay = start({ role: 'relay', impl });
+/** CPU ms the relay process used during the last withRelay's workload (clients' setup included). */
+let lastRelayCpu = NaN;
+
+/** With `devtools`, the relay serves an admin channel and a devtools session follows it throughout. */
+async function withRelay<T>(impl: Impl, fn: (url: string, relay: Proc) => Promise<T>, devtools = false): Promise<T> {
+  const relay = start({ role: 'relay', impl, ...(devtools ? { adminToken: 'bench-admin' } : {}) });
   const { url } = (await relay.next((m) => m.ready === true)) as { url: string };
   const clients: Proc[] = [];
+  if (devtools) {
+    const d = start({ role: 'devtools', impl, url });
+    await d.next((m) => m.ready === true);
+    clients.push(d);
+  }
+  const cpu0 = cpuMs([relay])[0]!;
   try {
     return await fn(url, relay);
   } finally {
+    lastRelayCpu = cpuMs([relay])[0]! - cpu0;
     for (const c of clients) c.child.kill();
     relay.send({ cmd: 'stop' });
     await new Promise((r) => relay.child.once('exit', r));
@@ -125,7 +136,7 @@ function reportCpu(label: string, before: number[], after: number[], mb: number,
   log(`${label}: CPU ms per MB ${names.map((n, i) => `${n} ${((after[i]! - before[i]!) / mb).toFixed(2)}`).join(', ')}`);
 }
 
-async function oneway(impl: Impl, size: number, n = ONEWAY_N): Promise<number> {
+async function oneway(impl: Impl, size: number, n = ONEWAY_N, devtools = false): Promise<number> {
   return withRelay(impl, async (url, relay) => {
     const recv = start({ role: 'recv', impl, url, n });
     await recv.next((m) => m.ready === true);
@@ -138,7 +149,7 @@ async function oneway(impl: Impl, size: number, n = ONEWAY_N): Promise<number> {
     reportCpu(`${impl} one-way ${size} B`, cpu0, cpuMs([send, relay, recv]), (n * size) / 1e6, ['sender', 'relay', 'receiver']);
     kill(recv, send);
     return n / ((done.at - t0) / 1000);
-  });
+  }, devtools);
 }
 
 /** Bytes per second through a tunnel (missive) or as 64 KiB ws messages (raw relay). */
@@ -162,7 +173,7 @@ async function tunnelRate(impl: Impl): Promise<number> {
 }
 
 /** Durable sends (acked end to end, deduplicated) through the missive relay, by outbox store. */
-async function durable(store: string): Promise<number> {
+async function durable(store: string, devtools = false): Promise<number> {
   return withRelay('missive', async (url) => {
     const recv = start({ role: 'drecv', impl: 'missive', url, n: DURABLE_N });
     await recv.next((m) => m.ready === true);
@@ -174,7 +185,7 @@ async function durable(store: string): Promise<number> {
     await snd.next((m) => m.sent === true);
     kill(recv, snd);
     return DURABLE_N / ((done.at - t0) / 1000);
-  });
+  }, devtools);
 }
 
 async function reqrep(impl: Impl, concurrency: number): Promise<{ rps: number; p50: number; p99: number }> {
@@ -197,7 +208,7 @@ async function reqrep(impl: Impl, concurrency: number): Promise<{ rps: number; p
   });
 }
 
-async function fanout(impl: Impl): Promise<number> {
+async function fanout(impl: Impl, devtools = false): Promise<number> {
   return withRelay(impl, async (url) => {
     const subs = start({ role: 'subscribers', impl, url, count: 50, n: FAN_N });
     await subs.next((m) => m.ready === true);
@@ -208,7 +219,7 @@ async function fanout(impl: Impl): Promise<number> {
     const done = (await subs.next((m) => m.done === true)) as { at: number };
     kill(subs, pub);
     return (FAN_N * 50) / ((done.at - t0) / 1000);
-  });
+  }, devtools);
 }
 
 interface Mem {
@@ -252,6 +263,7 @@ interface Row {
 }
 
 const rows: Row[] = [];
+const devtoolsRows: { workload: string; plain: number; attached: number; cpuPlain: number; cpuAttached: number }[] = [];
 const durableRows: { workload: string; rate: number; ratio: number }[] = [];
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
 
@@ -302,6 +314,33 @@ if (want('durable')) {
   row("send, FileStore fsync 'never', 64 B", runs.never);
 }
 
+if (want('devtools')) {
+  // The cost of an open devtools: the same workloads through the missive relay without and with
+  // a devtools session attached (live trace at its default rate, polling once a second).
+  log('devtools attached…');
+  // Throughput is as noisy as the machine; the relay's CPU time per message is the steadier
+  // figure of what the devtools cost it.
+  const work: [string, number, (devtools: boolean) => Promise<number>][] = [
+    ['one-way publish, 64 B', ONEWAY_N, (d) => oneway('missive', 64, ONEWAY_N, d)],
+    ['durable send, MemoryStore, 64 B', DURABLE_N, (d) => durable('memory', d)],
+    ['fan-out 1 → 50 subscribers, 256 B', FAN_N * 50, (d) => fanout('missive', d)],
+  ];
+  const rounds = Math.max(ROUNDS, 3);
+  for (const [workload, n, fn] of work) {
+    const plain: number[] = [];
+    const attached: number[] = [];
+    const cpuPlain: number[] = [];
+    const cpuAttached: number[] = [];
+    for (let r = 0; r < rounds; r++) {
+      plain.push(await fn(false));
+      cpuPlain.push((lastRelayCpu * 1000) / n);
+      attached.push(await fn(true));
+      cpuAttached.push((lastRelayCpu * 1000) / n);
+    }
+    devtoolsRows.push({ workload, plain: median(plain), attached: median(attached), cpuPlain: median(cpuPlain), cpuAttached: median(cpuAttached) });
+  }
+}
+
 if (want('memory')) {
   log('idle memory…');
   const { raw, missive: m } = await both(idleMemory);
@@ -321,6 +360,20 @@ const lines = [
 if (durableRows.length > 0) {
   lines.push('', '| durable delivery (missive relay) | msg/s | vs publish |', '|---|---:|---:|');
   for (const r of durableRows) lines.push(`| ${r.workload} | ${Math.round(r.rate).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`);
+}
+if (devtoolsRows.length > 0) {
+  lines.push(
+    '',
+    '| devtools attached (missive relay) | msg/s without | msg/s with | with/without | relay CPU µs/msg without | with | CPU with/without | target (cost ≤ 5%) | met |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---|',
+  );
+  for (const r of devtoolsRows) {
+    const ratio = r.attached / r.plain;
+    const cpu = r.cpuAttached / r.cpuPlain;
+    lines.push(
+      `| ${r.workload} | ${Math.round(r.plain).toLocaleString('en-US')} | ${Math.round(r.attached).toLocaleString('en-US')} | ${ratio.toFixed(2)}× | ${r.cpuPlain.toFixed(2)} | ${r.cpuAttached.toFixed(2)} | ${cpu.toFixed(2)}× | throughput ≥ 0.95× | ${ratio >= 0.95 ? 'yes' : 'no'} |`,
+    );
+  }
 }
 const table = lines.join('\n');
 console.log(`\nmissive relay vs raw ws relay (same run, each role in its own process)\n\n${table}\n`);

@@ -130,7 +130,9 @@ export class Admin implements RouterPart {
   tracing = false;
   /** Open admin sessions; topic and group counters run only while there is one. */
   #admins = 0;
-  readonly #counts = new Map<string, number>();
+  readonly #topicCounts = new Map<string, Map<string, number>>();
+  readonly #groupCounts = new Map<string, Map<string, number>>();
+  #countKeys = 0;
   /** Admin sessions refused at the handshake. */
   refused = 0;
 
@@ -166,12 +168,23 @@ export class Admin implements RouterPart {
     if (this.#closed.length > CLOSED_KEEP) this.#closed.pop();
   }
 
-  /** Counts a publish to a topic or a request or broadcast to a group (only while an admin session is open). */
-  count(namespace: string, key: string): void {
-    const k = `${namespace}\u0000${key}`;
-    const n = this.#counts.get(k);
-    if (n !== undefined) this.#counts.set(k, n + 1);
-    else if (this.#counts.size < STATS_KEYS) this.#counts.set(k, 1);
+  /**
+   * Counts a publish to a topic (`group` false) or a request or broadcast to a group, only while
+   * an admin session is open. Keyed by namespace, then by the name itself: no string is built.
+   */
+  count(namespace: string, name: string, group: boolean): void {
+    const byNs = group ? this.#groupCounts : this.#topicCounts;
+    let m = byNs.get(namespace);
+    if (m === undefined) {
+      if (this.#countKeys >= STATS_KEYS) return;
+      byNs.set(namespace, (m = new Map()));
+    }
+    const n = m.get(name);
+    if (n !== undefined) m.set(name, n + 1);
+    else if (this.#countKeys < STATS_KEYS) {
+      m.set(name, 1);
+      this.#countKeys++;
+    }
   }
 
   // ---- the live trace ----
@@ -463,10 +476,10 @@ export class Admin implements RouterPart {
         e.members.push(c.label);
       }
     }
-    const rates = [...this.#counts].map(([k, count]) => {
-      const i = k.indexOf('\u0000');
-      return { namespace: k.slice(0, i), key: k.slice(i + 1), count };
-    });
+    const rates: { namespace: string; key: string; count: number }[] = [];
+    for (const [prefix, byNs] of [['topic:', this.#topicCounts], ['group:', this.#groupCounts]] as const) {
+      for (const [namespace, m] of byNs) for (const [name, count] of m) rates.push({ namespace, key: prefix + name, count });
+    }
     return { topics: [...topics.values()], groups: [...groups.values()], rates };
   }
 

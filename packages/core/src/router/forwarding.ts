@@ -200,7 +200,7 @@ export class Forwarding implements RouterPart {
     let route = space.route(name);
     if (route === undefined) {
       route = space.pick(name);
-      if (this.#admin.active) this.#admin.count(c.namespace, `group:${name}`);
+      if (this.#admin.active) this.#admin.count(c.namespace, name, true);
     }
     const target = route?.kind === 'local' ? route : undefined;
     if (!target) {

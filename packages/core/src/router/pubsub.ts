@@ -78,7 +78,7 @@ export class PubSub implements RouterPart {
     const bad = checkTopic(f.topic);
     if (bad) return flow.refuse(c, 0, ErrorCode.PROTOCOL, bad);
     if (!allowed(c.grant.publish, (p) => matchTopic(p, f.topic))) return flow.refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
-    if (this.#admin.active) this.#admin.count(c.namespace, `topic:${f.topic}`);
+    if (this.#admin.active) this.#admin.count(c.namespace, f.topic, false);
     const subs = c.space!.subscribers(f.topic, this.#matched);
     if (subs.size === 0) return metrics.drop(c.label, f, f.topic, DropReason.NO_ROUTE);
     f.from = c.label;
@@ -89,7 +89,7 @@ export class PubSub implements RouterPart {
   #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
     const { flow, metrics } = this.#port;
     const group = splitAddress(f.to).name;
-    if (this.#admin.active) this.#admin.count(c.namespace, `group:${group}`);
+    if (this.#admin.active) this.#admin.count(c.namespace, group, true);
     const members = c.space!.members(group);
     if (!members) {
       metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
