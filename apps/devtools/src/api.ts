@@ -190,8 +190,12 @@ export async function openAdmin(url: string, token: string): Promise<AdminClient
   return new AdminClient(peer, url);
 }
 
-/** The relay URL a page served by the relay itself talks to: the page's own host. */
+/**
+ * The relay URL a page served by the relay itself talks to: the page's own host. Under the Vite
+ * dev server (`npm run dev`), the relay `npm start` runs instead.
+ */
 export function defaultRelayUrl(loc: Location = window.location): string {
+  if (import.meta.env.DEV) return 'ws://127.0.0.1:8787/';
   return `${loc.protocol === 'https:' ? 'wss' : 'ws'}://${loc.host}/`;
 }
 

@@ -31,6 +31,8 @@ export class TraceStore {
   state: TraceState = 'idle';
   error: string | undefined;
   filter: TraceFilter = {};
+  /** The rate the relay accepted for this session (events per second). */
+  rate: number | undefined;
   version = 0;
 
   readonly #client: AdminClient;
@@ -59,7 +61,7 @@ export class TraceStore {
     this.#sub = sub;
     try {
       await sub.ready;
-      await this.#client.trace(this.filter);
+      this.rate = (await this.#client.trace(this.filter)).rate;
       if (this.#sub === sub) this.#set('live');
     } catch (err) {
       if (this.#sub === sub) this.#set('error', describeError(err));
@@ -68,7 +70,7 @@ export class TraceStore {
 
   /** Sends a new filter to the relay; rejects (and keeps the old filter) when it refuses. */
   async setFilter(filter: TraceFilter): Promise<void> {
-    await this.#client.trace(filter);
+    this.rate = (await this.#client.trace(filter)).rate;
     this.filter = filter;
     this.#set('live');
   }

@@ -20,6 +20,7 @@ export function Trace({ store }: { store: TraceStore }) {
   const [peer, setPeer] = useState(store.filter.peer ?? '');
   const [address, setAddress] = useState(store.filter.address ?? '');
   const [kinds, setKinds] = useState<string[]>(store.filter.kinds ?? []);
+  const [maxRate, setMaxRate] = useState(store.filter.rate === undefined ? '' : String(store.filter.rate));
   const [applying, setApplying] = useState(false);
   const [follow, setFollow] = useState(true);
   const [open, setOpen] = useState<Set<number>>(new Set());
@@ -48,6 +49,7 @@ export function Trace({ store }: { store: TraceStore }) {
     if (peer.trim()) filter.peer = peer.trim();
     if (address.trim()) filter.address = address.trim();
     if (kinds.length) filter.kinds = kinds;
+    if (maxRate.trim()) filter.rate = Number(maxRate);
     setApplying(true);
     try {
       await store.setFilter(filter);
@@ -87,6 +89,10 @@ export function Trace({ store }: { store: TraceStore }) {
           <label htmlFor="trace-address">Address</label>
           <input id="trace-address" value={address} onChange={(e) => setAddress(e.target.value)} placeholder="bob/inbox" />
         </div>
+        <div className="field narrow">
+          <label htmlFor="trace-rate">Max events/s</label>
+          <input id="trace-rate" type="number" min={1} step={1} value={maxRate} onChange={(e) => setMaxRate(e.target.value)} placeholder="relay default" />
+        </div>
         <fieldset className="kinds">
           <legend>Kinds</legend>
           {KINDS.map((k) => (
@@ -116,6 +122,7 @@ export function Trace({ store }: { store: TraceStore }) {
           </button>
         )}
         <span className="muted small">
+          {store.rate !== undefined && `relay sends at most ${num(store.rate)}/s · `}
           {num(events.length)} shown (last {num(TRACE_LIMIT)} kept) · {num(store.received)} received
           {store.paused && store.waiting > 0 && ` · ${num(store.waiting)} waiting`}
           {store.dropped > 0 && <span className="bad"> · {num(store.dropped)} skipped by the relay's rate limit</span>}
