@@ -217,6 +217,26 @@ describe('the relay admin channel', () => {
     for (const op of ['peer', 'purge', 'disconnect', 'trace', 'topics', 'overview', 'peers']) {
       for (const body of junk) await dev.request(`$relay/${op}`, body).catch(() => undefined);
     }
+    // Random values of random shapes, to every operation: each gets an answer, none kills the session.
+    let seed = 7;
+    const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const value = (depth: number): unknown => {
+      switch (rand(depth > 2 ? 5 : 7)) {
+        case 0: return rand(1000) - 500;
+        case 1: return ['', 'id', '~x', '$relay', 'inbox', 'a'.repeat(rand(300))][rand(6)];
+        case 2: return rand(2) === 0;
+        case 3: return null;
+        case 4: return new Uint8Array(rand(64)).map(() => rand(256));
+        case 5: return Array.from({ length: rand(4) }, () => value(depth + 1));
+        default: return Object.fromEntries(['id', 'mailbox', 'reason', 'peer', 'kinds', 'rate', 'x'].filter(() => rand(2) === 0).map((k) => [k, value(depth + 1)]));
+      }
+    };
+    const ops = ['peer', 'purge', 'disconnect', 'trace', 'topics', 'overview', 'peers', 'nope'];
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, () => dev.request(`$relay/${ops[rand(ops.length)]}`, value(0), { timeout: 5000 }).then(() => 'ok', (e: { code?: string }) => e.code ?? 'no code')),
+    );
+    expect(outcomes).not.toContain('TIMEOUT');
+    expect(outcomes).not.toContain('no code');
     await expect(dev.request('$relay/overview', {})).resolves.toMatchObject({ connections: 1 });
   });
 
