@@ -81,7 +81,8 @@ test('devtools - peers, a peeked message, the live trace, the disconnected list 
     await expect(aliceRow).toBeVisible();
     await expect(table.getByRole('button', { name: 'bob', exact: true })).toBeVisible();
     await expect(table.getByRole('row').filter({ hasText: 'carol' })).toContainText('not inspectable');
-    await expect(await cell(table, aliceRow, 'MsgQ')).toHaveText('2');
+    // MsgQ: every mailbox of hers (inbox 2, jobs 1).
+    await expect(await cell(table, aliceRow, 'MsgQ')).toHaveText('3');
 
     // Sorting by MsgQ puts the deepest mailbox first.
     await table.getByRole('button', { name: 'MsgQ' }).click();
@@ -136,8 +137,18 @@ test('devtools - peers, a peeked message, the live trace, the disconnected list 
     await page.getByRole('button', { name: 'Resume' }).click();
     await shot(page, testInfo, 'trace');
 
+    // Topics and groups, and the overview's counters and charts.
+    const nav = page.getByRole('navigation', { name: 'Views' });
+    await nav.getByRole('button', { name: 'Topics & groups' }).click();
+    await expect(page.getByRole('region', { name: 'Subscriptions' }).getByRole('row').filter({ hasText: 'news.*' })).toContainText('alice');
+    await expect(page.getByRole('region', { name: 'Groups' }).getByRole('row').filter({ hasText: 'readers' })).toContainText('alice');
+    await nav.getByRole('button', { name: 'Overview' }).click();
+    await expect(page.getByRole('img', { name: 'Messages per second chart' })).toBeVisible();
+    await expect(page.getByText('Connections', { exact: true }).first()).toBeVisible();
+    await shot(page, testInfo, 'overview');
+
     // A peer that leaves moves to the recently disconnected list, with its reason.
-    await page.getByRole('navigation', { name: 'Views' }).getByRole('button', { name: /Peers/ }).click();
+    await nav.getByRole('button', { name: /Peers/ }).click();
     await table.getByRole('button', { name: 'Disconnect carol' }).click();
     const dialog = page.getByRole('dialog', { name: 'Disconnect carol?' });
     await dialog.getByLabel('Reason (optional)').fill('maintenance window');
