@@ -25,6 +25,8 @@ export class TraceStore {
   /** Events the relay skipped (rate limit), summed over batches. */
   dropped = 0;
   received = 0;
+  /** When a batch last said the session's budget ran out (skipped events then go uncounted). */
+  saturatedAt: number | undefined;
   paused = false;
   /** Events that arrived while paused, shown on resume (bounded as well). */
   waiting = 0;
@@ -96,6 +98,7 @@ export class TraceStore {
     this.waiting = 0;
     this.dropped = 0;
     this.received = 0;
+    this.saturatedAt = undefined;
     this.#bump();
   }
 
@@ -110,6 +113,7 @@ export class TraceStore {
   #receive(batch: TraceBatch): void {
     const events = Array.isArray(batch?.events) ? batch.events : [];
     this.dropped += typeof batch?.dropped === 'number' ? batch.dropped : 0;
+    if (batch?.saturated === true) this.saturatedAt = Date.now();
     this.received += events.length;
     for (const e of events) this.#incoming.push({ ...e, seq: this.#seq++ });
     if (this.#incoming.length > TRACE_LIMIT) this.#incoming.splice(0, this.#incoming.length - TRACE_LIMIT);

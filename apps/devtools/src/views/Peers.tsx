@@ -64,6 +64,7 @@ export function Peers({ onOpen }: { onOpen: (id: string) => void }) {
     return compare(va, vb) * sort.dir;
   });
   const closed = poll.data?.closed ?? [];
+  const total = poll.data?.total;
 
   const disconnect = async () => {
     if (!confirm) return;
@@ -86,6 +87,11 @@ export function Peers({ onOpen }: { onOpen: (id: string) => void }) {
       <h1 id="peers-title">Peers</h1>
       {poll.error && <Alert title="Could not load peers">{poll.error}</Alert>}
       {!poll.data && !poll.error && <p className="muted">Loading…</p>}
+      {poll.data && total !== undefined && total > poll.data.peers.length && (
+        <p className="muted small">
+          Showing {num(poll.data.peers.length)} of {num(total)} connections (the relay answers at most this many rows).
+        </p>
+      )}
       {poll.data && (
         <div className="table-wrap">
           <table className="peers">

@@ -126,6 +126,7 @@ export function Trace({ store }: { store: TraceStore }) {
           {num(events.length)} shown (last {num(TRACE_LIMIT)} kept) · {num(store.received)} received
           {store.paused && store.waiting > 0 && ` · ${num(store.waiting)} waiting`}
           {store.dropped > 0 && <span className="bad"> · {num(store.dropped)} skipped by the relay's rate limit</span>}
+          {store.saturatedAt !== undefined && Date.now() - store.saturatedAt < 5000 && <span className="bad"> · at the rate limit (more were skipped than counted)</span>}
         </span>
       </div>
       <div className="trace-head" aria-hidden="true">
