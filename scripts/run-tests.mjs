@@ -19,7 +19,7 @@ function run(cmd, args) {
 }
 
 // 1. Typecheck each TypeScript project: one test per project.
-const projects = ['packages/core/tsconfig.json', 'packages/node/tsconfig.json', 'packages/browser/tsconfig.json', 'e2e/tsconfig.json'];
+const projects = ['packages/core/tsconfig.json', 'packages/node/tsconfig.json', 'packages/browser/tsconfig.json', 'e2e/tsconfig.json', 'apps/devtools/tsconfig.json'];
 for (const p of projects) {
   const status = run('npx', ['tsc', '-p', p]);
   if (status === 0) totals.passed++;
