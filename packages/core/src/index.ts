@@ -56,6 +56,7 @@ export {
   CONTROL_MAX,
   TRACE_RATE,
   TRACE_RATE_MAX,
+  MemoryCluster,
 } from './router/index.js';
 export type {
   RouterOptions,
@@ -89,6 +90,10 @@ export type {
   AdminAuthHook,
   ClosedPeer,
   PeerRow,
+  ClusterBus,
+  ClusterHandler,
+  NameOwner,
+  BusClaim,
 } from './router/index.js';
 export { RELAY_NAME } from './address.js';
 export { MemoryStore } from './store/outbox.js';

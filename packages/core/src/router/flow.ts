@@ -86,7 +86,7 @@ export class Flow implements RouterPart {
    * where they are: the BYE that closes a connection, one TCLOSE per tunnel end, WELCOME and
    * the held messages (at most `holdMaxBytes`) written to a connection that just opened.
    */
-  send(target: Conn, f: Frame, from: Conn): boolean {
+  send(target: Conn, f: Frame, from: { readonly label: string }): boolean {
     if (!this.hasRoom(target)) {
       this.#port.metrics.drop(from.label, f, target.label, DropReason.SLOW_CONSUMER);
       return false;
@@ -116,7 +116,7 @@ export class Flow implements RouterPart {
    * batch gets a copy of the same bytes. A large body is not copied at all: each target gets
    * the head, then the same received body.
    */
-  fanOut(c: Conn, targets: Iterable<Conn>, f: Frame, to: string): void {
+  fanOut(c: { readonly label: string }, targets: Iterable<Conn>, f: Frame, to: string): void {
     const { metrics } = this.#port;
     const large = f.body.length >= LARGE_BODY;
     const w = this.#fanout;

@@ -12,13 +12,14 @@ import type { Conn } from './conn.js';
 import type { HoldResult, HoldStore } from './holds.js';
 import { DropReason } from './metrics.js';
 import { isThenable, type RouterPart, type RouterPort } from './port.js';
-import type { Registry, Space } from './registry.js';
+import type { RemotePeer, Registry, Space } from './registry.js';
+import type { Relays } from './relays.js';
 
-/** A request in flight through the relay: only `responder` may answer it. */
+/** A request in flight through the relay: only `responder` may answer it. Either end may be on another relay. */
 export interface InFlight {
   id: number;
-  requester: Conn;
-  responder: Conn;
+  requester: Conn | RemotePeer;
+  responder: Conn | RemotePeer;
   /** `performance.now()` when it was forwarded (for the latency histogram). */
   start: number;
   /** When it expires (ms since epoch). */
@@ -41,12 +42,23 @@ export class Forwarding implements RouterPart {
   readonly #holds: HoldStore;
   readonly #registry: Registry<Conn>;
   readonly #admin: Admin;
+  /** The cluster, when this relay is one of many. */
+  relays: Relays | undefined;
 
   constructor(port: RouterPort, holds: HoldStore, registry: Registry<Conn>, admin: Admin) {
     this.#port = port;
     this.#holds = holds;
     this.#registry = registry;
     this.#admin = admin;
+  }
+
+  /**
+   * Sends a frame this relay makes (an error reply, an ack in a receiver's name) to a route,
+   * here or on another relay. `from` is whom a drop is counted for.
+   */
+  #to(ns: string, route: Conn | RemotePeer, f: Frame, from: { readonly label: string }): void {
+    if (route.kind === 'local') this.#port.flow.send(route, f, from);
+    else this.relays?.forward(ns, route, f);
   }
 
   frame(c: Conn, f: Frame): void {
@@ -75,11 +87,10 @@ export class Forwarding implements RouterPart {
         return;
       case Kind.Rep: {
         metrics.drop(c.label, f, f.to, DropReason.RATE);
-        const requester = local(c.space, f.to);
-        const r = requester?.requests.get(f.id);
-        if (!requester || !r || r.responder !== c) return;
+        const r = this.#served(c, f);
+        if (!r) return;
         settle(r);
-        flow.send(requester, frame(Kind.Rep, { to: requester.label, from: c.label, id: f.id, code: ErrorCode.LIMIT, message: `${c.label} exceeded its rate limit: its reply was dropped` }), c);
+        this.#to(c.namespace, r.requester, frame(Kind.Rep, { to: labelOf(r.requester), from: c.label, id: f.id, code: ErrorCode.LIMIT, message: `${c.label} exceeded its rate limit: its reply was dropped` }), c);
         return;
       }
       default:
@@ -97,14 +108,18 @@ export class Forwarding implements RouterPart {
     // Requests this peer was serving will never be answered: tell their requesters now.
     for (const r of [...c.serving]) {
       settle(r);
-      this.#port.flow.send(r.requester, frame(Kind.Rep, { to: r.requester.label, from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }), c);
+      this.#to(c.namespace, r.requester, frame(Kind.Rep, { to: labelOf(r.requester), from: '', id: r.id, code: ErrorCode.CLOSED, message: `${c.label} disconnected before replying` }), c);
     }
     for (const r of [...c.requests.values()]) settle(r);
   }
 
   /** Expires unanswered requests and held messages (telling their senders). */
   sweep(now: number): void {
-    for (const c of this.#port.conns) for (const r of c.requests.values()) if (r.deadline <= now) settle(r);
+    for (const c of this.#port.conns) {
+      for (const r of c.requests.values()) if (r.deadline <= now) settle(r);
+      // Requests from other relays are known only to their responder here.
+      for (const r of c.serving) if (r.requester.kind === 'remote' && r.deadline <= now) settle(r);
+    }
     if (this.#holds.messages === 0) return;
     this.#holds.expire(now - this.#port.limits.holdTtl, (h) => {
       const sender = local(this.#registry.space(h.namespace), h.sender);
@@ -123,7 +138,13 @@ export class Forwarding implements RouterPart {
 
   #msg(c: Conn, f: FrameOf<typeof Kind.Msg>): void {
     const name = splitAddress(f.to).name;
-    const target = local(c.space, name);
+    const route = c.space!.route(name);
+    if (route?.kind === 'remote') {
+      f.from = c.label;
+      if (!this.relays?.forward(c.namespace, route, f)) this.#refuseMsg(c, f, DropReason.SLOW_CONSUMER);
+      return;
+    }
+    const target = route;
     // A name that is not connected may be offline for a while: hold for it (ids are per session).
     if (!target && this.#port.limits.holdTtl > 0 && !name.startsWith(ID_PREFIX)) return this.#hold(c, f, name);
     const { flow, metrics } = this.#port;
@@ -171,18 +192,20 @@ export class Forwarding implements RouterPart {
   #ack(c: Conn, f: FrameOf<typeof Kind.Ack>): void {
     const { flow, metrics } = this.#port;
     if (f.dest !== c.id && (c.name === undefined || f.dest !== c.name)) return metrics.drop(c.label, f, f.to, DropReason.NOT_DESTINATION);
-    const target = local(c.space, f.to);
+    const target = c.space!.route(f.to);
     if (!target) return metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
     f.from = f.dest;
-    flow.forward(c, target, f);
+    if (target.kind === 'remote') this.relays?.forward(c.namespace, target, f);
+    else flow.forward(c, target, f);
   }
 
   /** SIGNAL (direct-link signalling): to a connected peer of the namespace, best-effort. */
   #signal(c: Conn, f: FrameOf<typeof Kind.Signal>): void {
-    const target = local(c.space, f.to);
+    const target = c.space!.route(f.to);
     if (!target || target === c) return this.#port.metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
     f.from = c.label;
-    this.#port.flow.forward(c, target, f);
+    if (target.kind === 'remote') this.relays?.forward(c.namespace, target, f);
+    else this.#port.flow.forward(c, target, f);
   }
 
   #req(c: Conn, f: FrameOf<typeof Kind.Req>): void {
@@ -202,7 +225,7 @@ export class Forwarding implements RouterPart {
       route = space.pick(name);
       if (this.#admin.active) this.#admin.count(c.namespace, name, true);
     }
-    const target = route?.kind === 'local' ? route : undefined;
+    const target = route?.kind === 'local' || (route?.kind === 'remote' && this.relays) ? route : undefined;
     if (!target) {
       metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
       flow.send(c, frame(Kind.Rep, { to: c.label, from: '', id: f.id, code: ErrorCode.NO_ROUTE, message: `no peer or group "${name}"` }), c);
@@ -214,27 +237,104 @@ export class Forwarding implements RouterPart {
     };
     if (c.requests.size >= limits.maxPendingRequests) return refuse(DropReason.LIMIT, `${limits.maxPendingRequests} requests already awaiting replies`);
     if (c.requests.has(f.id)) return refuse(DropReason.LIMIT, `request id ${f.id} is already in flight`);
-    if (!flow.hasRoom(target)) return refuse(DropReason.SLOW_CONSUMER, `"${name}" is not keeping up`);
+    if (target.kind === 'local' && !flow.hasRoom(target)) return refuse(DropReason.SLOW_CONSUMER, `"${name}" is not keeping up`);
     const r: InFlight = { id: f.id, requester: c, responder: target, start: performance.now(), deadline: Date.now() + Math.min(f.timeout, 0x7fffffff) };
+    f.from = c.label;
+    if (target.kind === 'remote') {
+      if (!this.relays!.forward(c.namespace, target, f)) return refuse(DropReason.SLOW_CONSUMER, 'the cluster backplane cannot carry it now');
+      c.ownRequests().set(f.id, r);
+      metrics.requests++;
+      return;
+    }
     c.ownRequests().set(f.id, r);
     target.ownServing().add(r);
     metrics.requests++;
-    f.from = c.label;
     flow.forward(c, target, f);
+  }
+
+  /** The request `c` is answering with `f`, if it was routed to `c` and is still open. */
+  #served(c: Conn, f: FrameOf<typeof Kind.Rep>): InFlight | undefined {
+    const requester = local(c.space, f.to);
+    if (requester) {
+      const r = requester.requests.get(f.id);
+      return r && r.responder === c ? r : undefined;
+    }
+    for (const r of c.serving) if (r.id === f.id && r.requester.kind === 'remote' && labelOf(r.requester) === f.to) return r;
+    return undefined;
+  }
+
+  /**
+   * A frame another relay carried here for the connection `id` of namespace `ns`. `unit` is the
+   * frame encoded as it is written (forwarded as is); `f` its decoded header.
+   */
+  inbound(relay: string, ns: string, id: string, f: Frame, unit: Uint8Array): void {
+    const space = this.#registry.space(ns);
+    const target = local(space, id);
+    const { flow, metrics } = this.#port;
+    const origin = space?.route((f as { from?: string }).from ?? '');
+    const back = (reply: Frame): void => {
+      if (origin?.kind === 'remote') this.relays?.forward(ns, origin, reply);
+    };
+    switch (f.kind) {
+      case Kind.Msg: {
+        const dest = splitAddress(f.to).name;
+        if (!target || !flow.hasRoom(target)) {
+          metrics.drop(f.from, f, f.to, target ? DropReason.SLOW_CONSUMER : DropReason.NO_ROUTE);
+          // Retry later: the sender keeps it and resends in order.
+          return back(frame(Kind.Ack, { to: f.from, from: dest, dest, origin: f.origin, seq: f.seq, status: AckStatus.Limit }));
+        }
+        target.connection.writeEncoded(unit);
+        if (metrics.tracing) metrics.trace('forward', f, f.from, target.label);
+        return;
+      }
+      case Kind.Ack:
+      case Kind.Signal:
+        if (!target) return metrics.drop(f.from, f, f.to, DropReason.NO_ROUTE);
+        target.connection.writeEncoded(unit);
+        if (metrics.tracing) metrics.trace('forward', f, f.from, target.label);
+        return;
+      case Kind.Req: {
+        if (!target || !flow.hasRoom(target)) {
+          metrics.drop(f.from, f, f.to, target ? DropReason.SLOW_CONSUMER : DropReason.NO_ROUTE);
+          const code = target ? ErrorCode.LIMIT : ErrorCode.NO_ROUTE;
+          return back(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message: target ? `"${target.label}" is not keeping up` : `no peer "${id}"` }));
+        }
+        const requester: RemotePeer = origin?.kind === 'remote' ? origin : { kind: 'remote', relay, id: f.from, name: undefined };
+        target.ownServing().add({ id: f.id, requester, responder: target, start: performance.now(), deadline: Date.now() + Math.min(f.timeout, 0x7fffffff) });
+        target.connection.writeEncoded(unit);
+        if (metrics.tracing) metrics.trace('forward', f, f.from, target.label);
+        return;
+      }
+      case Kind.Rep: {
+        const r = target?.requests.get(f.id);
+        // Only the relay the request went to may answer it, once.
+        if (!target || !r || r.responder.kind !== 'remote' || r.responder.relay !== relay) return metrics.drop(f.from, f, f.to, DropReason.NOT_REQUESTED);
+        settle(r);
+        metrics.latency((performance.now() - r.start) / 1000);
+        target.connection.writeEncoded(unit);
+        if (metrics.tracing) metrics.trace('forward', f, f.from, target.label);
+        return;
+      }
+      default:
+        return metrics.drop(relay, f, id, DropReason.PROTOCOL);
+    }
   }
 
   /** A reply is forwarded only from the peer the request was routed to, once. */
   #rep(c: Conn, f: FrameOf<typeof Kind.Rep>): void {
     if (f.to === RELAY_NAME) return this.#admin.reply(c, f);
-    const requester = local(c.space, f.to);
-    const r = requester?.requests.get(f.id);
-    if (!requester || !r || r.responder !== c) return this.#port.metrics.drop(c.label, f, f.to, requester ? DropReason.NOT_REQUESTED : DropReason.NO_ROUTE);
+    const r = this.#served(c, f);
+    if (!r) return this.#port.metrics.drop(c.label, f, f.to, c.space?.route(f.to) ? DropReason.NOT_REQUESTED : DropReason.NO_ROUTE);
     settle(r);
-    this.#port.metrics.latency((performance.now() - r.start) / 1000);
     f.from = c.label;
+    if (r.requester.kind === 'remote') {
+      this.relays?.forward(c.namespace, r.requester, f);
+      return;
+    }
+    this.#port.metrics.latency((performance.now() - r.start) / 1000);
     // A requester that does not read its socket gets no more replies: it times out, and is cut
     // as a slow consumer if it stays over the cap.
-    this.#port.flow.forward(c, requester, f);
+    this.#port.flow.forward(c, r.requester, f);
   }
 }
 
@@ -249,7 +349,12 @@ export function local(space: Space<Conn> | undefined, nameOrId: string): Conn | 
 }
 
 function settle(r: InFlight): void {
-  r.requester.requests.delete(r.id);
-  r.responder.serving.delete(r);
+  if (r.requester.kind === 'local') r.requester.requests.delete(r.id);
+  if (r.responder.kind === 'local') r.responder.serving.delete(r);
+}
+
+/** The label a route is addressed by: a name, else its id. */
+function labelOf(p: Conn | RemotePeer): string {
+  return p.kind === 'local' ? p.label : (p.name ?? p.id);
 }
 

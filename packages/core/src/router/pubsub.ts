@@ -10,7 +10,10 @@ import { BodyCodec, frame, Kind, PresenceEvent, type Frame, type FrameOf } from 
 import { ErrorCode } from '../errors.js';
 import { checkPattern, checkTopic, matchTopic } from '../topics.js';
 import { TRACE_TOPIC, type Admin } from './admin.js';
+import type { ClusterSpace } from './cluster.js';
 import type { Conn } from './conn.js';
+import type { Space } from './registry.js';
+import type { Relays } from './relays.js';
 import { allowed, patternCovers } from './handshake.js';
 import { DropReason } from './metrics.js';
 import type { RouterPart, RouterPort } from './port.js';
@@ -19,12 +22,18 @@ export class PubSub implements RouterPart {
   readonly kinds = [Kind.Pub, Kind.Bcast, Kind.Sub, Kind.Unsub, Kind.Join, Kind.Leave, Kind.Peers, Kind.Watch] as const;
   readonly #port: RouterPort;
   readonly #admin: Admin;
-  /** Reused for each publish's set of matching connections. */
+  /** The cluster, when this relay is one of many. */
+  relays: Relays | undefined;
+  /** Reused for each publish's set of matching connections, and of relays. */
   readonly #matched = new Set<Conn>();
+  readonly #relaysMatched = new Set<string>();
 
-  constructor(port: RouterPort, admin: Admin) {
+  readonly #registry: (ns: string) => Space<Conn> | undefined;
+
+  constructor(port: RouterPort, admin: Admin, registry: (ns: string) => Space<Conn> | undefined) {
     this.#port = port;
     this.#admin = admin;
+    this.#registry = registry;
   }
 
   frame(c: Conn, f: Frame): void {
@@ -80,10 +89,48 @@ export class PubSub implements RouterPart {
     if (!allowed(c.grant.publish, (p) => matchTopic(p, f.topic))) return flow.refuse(c, 0, ErrorCode.AUTH, `may not publish to "${f.topic}"`);
     if (this.#admin.active) this.#admin.count(c.namespace, f.topic, false);
     const subs = c.space!.subscribers(f.topic, this.#matched);
-    if (subs.size === 0) return metrics.drop(c.label, f, f.topic, DropReason.NO_ROUTE);
     f.from = c.label;
+    let crossed = 0;
+    if (this.relays) {
+      // Once to each other relay with a subscriber, whatever their number there.
+      const relays = (c.space as ClusterSpace<Conn>).relaysFor(f.topic, this.#relaysMatched);
+      if (relays.size > 0) crossed = this.relays.publish(c.namespace, relays, f);
+      relays.clear();
+    }
+    if (subs.size === 0) {
+      if (crossed === 0) metrics.drop(c.label, f, f.topic, DropReason.NO_ROUTE);
+      return;
+    }
     flow.fanOut(c, subs, f, f.topic);
     subs.clear();
+  }
+
+  /** A publish from another relay: to the subscribers here. */
+  inboundPub(ns: string, f: Frame, _unit: Uint8Array): void {
+    if (f.kind !== Kind.Pub) return;
+    const space = this.#registry(ns);
+    if (!space) return;
+    const subs = space.subscribers(f.topic, this.#matched);
+    if (subs.size > 0) this.#port.flow.fanOut({ label: f.from }, subs, f, f.topic);
+    subs.clear();
+  }
+
+  /** A broadcast from another relay: to the members here. */
+  inboundBcast(ns: string, group: string, f: Frame): void {
+    if (f.kind !== Kind.Bcast) return;
+    const members = this.#registry(ns)?.members(group);
+    if (members && members.length > 0) this.#port.flow.fanOut({ label: f.from }, members, f, f.to);
+  }
+
+  /** A named peer joined or left another relay: tell the watchers here. */
+  remotePresence(ns: string, name: string, id: string, join: boolean): void {
+    const watchers = this.#registry(ns)?.watchers();
+    if (!watchers || watchers.size === 0) return;
+    const f = frame(Kind.Presence, { event: join ? PresenceEvent.Join : PresenceEvent.Leave, name, id });
+    for (const w of watchers) {
+      if (this.#port.flow.hasRoom(w)) w.connection.write(f);
+      else this.#port.metrics.drop(name, f, w.label, DropReason.SLOW_CONSUMER);
+    }
   }
 
   #bcast(c: Conn, f: FrameOf<typeof Kind.Bcast>): void {
@@ -91,6 +138,15 @@ export class PubSub implements RouterPart {
     const group = splitAddress(f.to).name;
     if (this.#admin.active) this.#admin.count(c.namespace, group, true);
     const members = c.space!.members(group);
+    let crossed = 0;
+    if (this.relays) {
+      const relays = (c.space as ClusterSpace<Conn>).relaysWith(group);
+      if (relays.size > 0) {
+        f.from = c.label;
+        crossed = this.relays.broadcast(c.namespace, group, relays, f);
+      }
+    }
+    if (!members && crossed > 0) return;
     if (!members) {
       metrics.drop(c.label, f, f.to, DropReason.NO_ROUTE);
       flow.send(c, frame(Kind.Err, { ref: f.ref, code: ErrorCode.NO_ROUTE, message: `no group "${f.to}"` }), c);

@@ -161,6 +161,24 @@ export class MemoryRegistry<P extends LocalPeer = LocalPeer> implements Registry
     return s;
   }
 
+  /** Undoes a claim of `name` by `peer` that will not be followed by `add` (a cluster refused it). */
+  release(namespace: string, peer: P, name: string): void {
+    const s = this.#spaces.get(namespace);
+    if (!s || s.byName.get(name) !== peer) return;
+    s.byName.delete(name);
+    if (s.byId.size === 0 && s.byName.size === 0) this.#spaces.delete(namespace);
+  }
+
+  /** The namespace's space, made if it has none yet. */
+  ensure(namespace: string): Space<P> {
+    return this.#make(namespace);
+  }
+
+  /** The peers of a namespace (by id). */
+  peersOf(namespace: string): Iterable<P> {
+    return this.#spaces.get(namespace)?.byId.values() ?? [];
+  }
+
   remove(namespace: string, peer: P): void {
     const s = this.#spaces.get(namespace);
     if (!s) return;

@@ -27,7 +27,9 @@ import type { TraceEvent } from '../trace.js';
 import type { CloseInfo, Transport } from '../transport/transport.js';
 import { CloseCode } from '../transport/transport.js';
 import { Admin, type AdminAuthHook } from './admin.js';
+import { ClusterRegistry, type ClusterBus } from './cluster.js';
 import { Conn, type ConnectionInfo } from './conn.js';
+import { Relays, type ClusterSnapshot } from './relays.js';
 import { Flow, type FlowSnapshot } from './flow.js';
 import { Forwarding, type RequestsSnapshot } from './forwarding.js';
 import { Handshake, type AuthHook } from './handshake.js';
@@ -55,6 +57,12 @@ export interface RouterOptions {
    * refuse. Without it the relay has no admin channel. See docs/devtools.md.
    */
   adminAuth?: AdminAuthHook;
+  /**
+   * Makes this relay one of a cluster that acts as one relay (docs/scaling.md): names, groups,
+   * subscriptions and presence are shared through the bus, and frames for peers on other relays
+   * cross it. Replaces `registry`. Await `router.ready` before accepting peers.
+   */
+  cluster?: ClusterBus;
 }
 
 export interface RouterEvents {
@@ -67,6 +75,8 @@ export interface RouterEvents {
   'protocol-error': { id: string; error: ProtocolError };
   /** An auth hook refused a connection or an action. */
   'auth-failure': { id: string; name: string; message: string };
+  /** The cluster's backplane was lost, or came back. */
+  cluster: { ok: boolean; reason: string };
 }
 
 /** One connection as `Router.inspect()` shows it. */
@@ -85,6 +95,8 @@ export interface RouterSnapshot {
   held: HoldSnapshot;
   /** Tunnels open through the relay. */
   tunnels: number;
+  /** The cluster, when this relay is one of many. */
+  cluster?: ClusterSnapshot;
 }
 
 /** Client-to-relay frame kinds; anything else from a client is a protocol error. */
@@ -105,6 +117,9 @@ export class Router extends Emitter<RouterEvents> {
   readonly #forwarding: Forwarding;
   readonly #tunnels: Tunnels;
   readonly #admin: Admin;
+  readonly #relays: Relays | undefined;
+  /** Resolves once the relay has joined its cluster (at once without one). */
+  readonly ready: Promise<void>;
   readonly #parts: readonly RouterPart[];
   /** The part that handles each frame kind, by kind byte. */
   readonly #byKind: (RouterPart | undefined)[] = new Array(256).fill(undefined);
@@ -128,7 +143,9 @@ export class Router extends Emitter<RouterEvents> {
   constructor(options: RouterOptions = {}) {
     super();
     this.limits = resolveLimits(options.limits);
-    this.#registry = options.registry ? options.registry<Conn>() : new MemoryRegistry<Conn>();
+    const bus = options.cluster;
+    const clusterRegistry = bus ? new ClusterRegistry<Conn>(bus, { presence: (ns, name, id, join) => pubsub.remotePresence(ns, name, id, join) }) : undefined;
+    this.#registry = clusterRegistry ?? (options.registry ? options.registry<Conn>() : new MemoryRegistry<Conn>());
     this.#holds = options.holds ?? new MemoryHoldStore(this.limits);
     // Trace events go to `trace` listeners and to the admin channel's trace sessions; they are
     // built only while one of them would take them.
@@ -167,7 +184,18 @@ export class Router extends Emitter<RouterEvents> {
       opened: (c) => this.#opened(c),
       fail: (c, err) => this.#fail(c, err),
     });
-    this.#parts = [this.#handshake, this.#flow, this.#forwarding, this.#tunnels, new PubSub(port, admin), admin];
+    const pubsub = new PubSub(port, admin, (ns) => this.#registry.space(ns));
+    this.#parts = [this.#handshake, this.#flow, this.#forwarding, this.#tunnels, pubsub, admin];
+    if (bus && clusterRegistry) {
+      const relays = (this.#relays = new Relays(port, bus, clusterRegistry, {
+        forwarding: this.#forwarding,
+        pubsub,
+        health: (ok, reason) => this.emit('cluster', { ok, reason }),
+      }));
+      this.#forwarding.relays = relays;
+      pubsub.relays = relays;
+      this.ready = relays.start();
+    } else this.ready = Promise.resolve();
     for (const part of this.#parts) for (const k of part.kinds) this.#byKind[k] = part;
     this.on('auth-failure', () => this.#metrics.authFailures++);
   }
@@ -187,7 +215,9 @@ export class Router extends Emitter<RouterEvents> {
     for (const c of this.#conns) {
       connections.push({ ...c.info(), state: c.state, flow: this.#flow.inspect(c), requests: this.#forwarding.inspect(c), tunnels: this.#tunnels.inspect(c) });
     }
-    return { limits: { ...this.limits }, connections, registry: this.#registry.sizes(), held: this.#holds.inspect(), tunnels: this.#tunnels.size };
+    const snap: RouterSnapshot = { limits: { ...this.limits }, connections, registry: this.#registry.sizes(), held: this.#holds.inspect(), tunnels: this.#tunnels.size };
+    if (this.#relays) snap.cluster = this.#relays.inspect();
+    return snap;
   }
 
   /** Outgoing bytes buffered for the peer with this id (for diagnostics and tests). */
@@ -255,6 +285,7 @@ export class Router extends Emitter<RouterEvents> {
     this.#sweeper = undefined;
     // Held messages are not acked: their senders still have them and resend on reconnect.
     this.#holds.clear();
+    await this.#relays?.close();
   }
 
   #startSweep(): void {
