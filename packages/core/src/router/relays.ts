@@ -11,6 +11,7 @@ import type { Conn } from './conn.js';
 import type { Forwarding } from './forwarding.js';
 import type { RouterPart, RouterPort } from './port.js';
 import type { PubSub } from './pubsub.js';
+import type { Tunnels } from './tunnels.js';
 import type { RemotePeer } from './registry.js';
 
 /** A relay's view of its cluster (`Router.inspect().cluster`). */
@@ -32,6 +33,7 @@ export interface ClusterSnapshot {
 export interface RelaysDeps {
   forwarding: Forwarding;
   pubsub: PubSub;
+  tunnels: Tunnels;
   /** The cluster's health changed (logged, and shown in /healthz). */
   health(ok: boolean, reason: string): void;
 }
@@ -64,7 +66,10 @@ export class Relays implements RouterPart {
   start(): Promise<void> {
     return this.#bus.start({
       message: (from, data) => this.#message(from, data),
-      relayDown: (relay) => this.#registry.relayDown(relay),
+      relayDown: (relay) => {
+        this.#registry.relayDown(relay);
+        this.#deps.tunnels.relayDown(relay);
+      },
       health: (ok, reason) => this.#deps.health(ok, reason),
     });
   }
@@ -112,6 +117,7 @@ export class Relays implements RouterPart {
         case Msg.Frame: {
           const [, ns, id, unit] = m;
           const f = decodeFrame(unit, 4, unit.length);
+          if (f.kind >= Kind.TOpen && f.kind <= Kind.TClose) return this.#deps.tunnels.inbound(from, ns, id, f, unit);
           return this.#deps.forwarding.inbound(from, ns, id, f, unit);
         }
         case Msg.Pub: {
@@ -139,11 +145,6 @@ export class Relays implements RouterPart {
   /** The space of a namespace with cluster lookups. */
   space(c: Conn): ClusterSpace<Conn> {
     return c.space as ClusterSpace<Conn>;
-  }
-
-  /** Kind of frames a relay carries for another (the others are refused at the bus). */
-  static carries(kind: number): boolean {
-    return kind === Kind.Msg || kind === Kind.Ack || kind === Kind.Req || kind === Kind.Rep || kind === Kind.Signal;
   }
 
   /** The cluster as this relay sees it, for `Router.inspect()`. */

@@ -174,7 +174,7 @@ export class Router extends Emitter<RouterEvents> {
       connection: (c) => ({ state: c.state, flow: this.#flow.inspect(c), requests: this.#forwarding.inspect(c), tunnels: this.#tunnels.inspect(c) }),
     }));
     this.#forwarding = new Forwarding(port, this.#holds, this.#registry, admin);
-    this.#tunnels = new Tunnels(port);
+    this.#tunnels = new Tunnels(port, (ns) => this.#registry.space(ns));
     this.#handshake = new Handshake(port, {
       auth: options.auth,
       adminAuth: options.adminAuth,
@@ -190,9 +190,11 @@ export class Router extends Emitter<RouterEvents> {
       const relays = (this.#relays = new Relays(port, bus, clusterRegistry, {
         forwarding: this.#forwarding,
         pubsub,
+        tunnels: this.#tunnels,
         health: (ok, reason) => this.emit('cluster', { ok, reason }),
       }));
       this.#forwarding.relays = relays;
+      this.#tunnels.relays = relays;
       pubsub.relays = relays;
       this.ready = relays.start();
     } else this.ready = Promise.resolve();

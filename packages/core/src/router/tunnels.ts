@@ -8,15 +8,17 @@ import { splitAddress } from '../address.js';
 import { frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
 import { ErrorCode } from '../errors.js';
 import type { Conn } from './conn.js';
-import { local } from './forwarding.js';
 import { DropReason } from './metrics.js';
 import type { RouterPart, RouterPort } from './port.js';
+import type { RemotePeer, Space } from './registry.js';
+import type { Relays } from './relays.js';
 
 /** A tunnel through the relay: frames are accepted only from its two ends. */
 export interface TunnelRecord {
   tid: number;
-  opener: Conn;
-  acceptor: Conn;
+  /** Either end may be a peer on another relay (a cluster): that relay keeps the same record. */
+  opener: Conn | RemotePeer;
+  acceptor: Conn | RemotePeer;
   /** TEND frames seen (the record goes at 2, or at TCLOSE). */
   ends: number;
   /**
@@ -46,11 +48,26 @@ export interface TunnelSnapshot {
 export class Tunnels implements RouterPart {
   readonly kinds = [Kind.TOpen, Kind.TAccept, Kind.TData, Kind.TCredit, Kind.TEnd, Kind.TClose] as const;
   readonly #port: RouterPort;
+  readonly #registry: (ns: string) => Space<Conn> | undefined;
   /** Open tunnels by `openerId:tid`. */
   readonly #tunnels = new Map<string, TunnelRecord>();
+  /** The cluster, when this relay is one of many. */
+  relays: Relays | undefined;
 
-  constructor(port: RouterPort) {
+  constructor(port: RouterPort, registry: (ns: string) => Space<Conn> | undefined) {
     this.#port = port;
+    this.#registry = registry;
+  }
+
+  /** Writes `f` to an end of a tunnel: a connection here, or a peer on another relay. */
+  #write(ns: string, end: Conn | RemotePeer, f: Frame, force = false, from?: Conn): void {
+    if (end.kind === 'remote') {
+      this.relays?.forward(ns, end, f);
+      return;
+    }
+    if (from && !force) this.#port.flow.forward(from, end, f);
+    else if (from) this.#port.flow.forward(from, end, f, true);
+    else end.connection.write(f);
   }
 
   get size(): number {
@@ -70,7 +87,7 @@ export class Tunnels implements RouterPart {
       return;
     }
     const t = this.#tunnelOf(c, f);
-    if (t) this.#end(t, ErrorCode.LIMIT, message);
+    if (t) this.#end(c.namespace, t, ErrorCode.LIMIT, message);
   }
 
   /** Tunnels through this peer are over: their other ends fail with CLOSED. */
@@ -78,20 +95,19 @@ export class Tunnels implements RouterPart {
     for (const t of [...c.tunnels]) {
       this.#forget(t);
       const other = t.opener === c ? t.acceptor : t.opener;
-      other.connection.write(
-        frame(Kind.TClose, { to: other.label, from: c.label, tid: t.tid, dir: t.opener === c ? 0 : 1, code: ErrorCode.CLOSED, message: `${c.label} disconnected` }),
-      );
+      this.#write(c.namespace, other, frame(Kind.TClose, { to: label(other), from: c.label, tid: t.tid, dir: t.opener === c ? 0 : 1, code: ErrorCode.CLOSED, message: `${c.label} disconnected` }));
     }
   }
 
   inspect(c: Conn): TunnelSnapshot[] {
-    return [...c.tunnels].map((t) => ({ tid: t.tid, opener: t.opener.label, acceptor: t.acceptor.label, credit: [t.credit[0], t.credit[1]], ends: t.ends }));
+    return [...c.tunnels].map((t) => ({ tid: t.tid, opener: label(t.opener), acceptor: label(t.acceptor), credit: [t.credit[0], t.credit[1]], ends: t.ends }));
   }
 
   /** TOPEN: records the tunnel and forwards it, or answers NO_ROUTE for an unknown peer. */
   #open(c: Conn, f: FrameOf<typeof Kind.TOpen>): void {
     const { flow, metrics, limits } = this.#port;
-    const target = local(c.space, splitAddress(f.to).name);
+    const route = c.space?.route(splitAddress(f.to).name);
+    const target = route?.kind === 'local' || (route?.kind === 'remote' && this.relays) ? route : undefined;
     const key = `${c.id}:${f.tid}`;
     const refuse = (code: typeof ErrorCode.NO_ROUTE | typeof ErrorCode.PROTOCOL | typeof ErrorCode.LIMIT, message: string, reason: DropReason = code): void => {
       metrics.drop(c.label, f, f.to, reason);
@@ -101,14 +117,72 @@ export class Tunnels implements RouterPart {
     if (this.#tunnels.has(key)) return refuse(ErrorCode.PROTOCOL, `tunnel ${f.tid} is already open`);
     // Each open tunnel costs the relay a record: bounded per connection, at both ends.
     const max = limits.maxTunnels;
-    if (c.tunnels.size >= max || target.tunnels.size >= max) return refuse(ErrorCode.LIMIT, `at most ${max} open tunnels per connection`);
-    if (!flow.hasRoom(target)) return refuse(ErrorCode.LIMIT, `"${target.label}" is not keeping up`, DropReason.SLOW_CONSUMER);
+    if (c.tunnels.size >= max || (target.kind === 'local' && target.tunnels.size >= max)) return refuse(ErrorCode.LIMIT, `at most ${max} open tunnels per connection`);
+    if (target.kind === 'local' && !flow.hasRoom(target)) return refuse(ErrorCode.LIMIT, `"${target.label}" is not keeping up`, DropReason.SLOW_CONSUMER);
     const t: TunnelRecord = { tid: f.tid, opener: c, acceptor: target, ends: 0, credit: [0, f.window] };
+    f.from = c.label;
+    if (target.kind === 'remote') {
+      if (!this.relays!.forward(c.namespace, target, f)) return refuse(ErrorCode.LIMIT, 'the cluster backplane cannot carry it now');
+      this.#tunnels.set(key, t);
+      c.ownTunnels().add(t);
+      return;
+    }
     this.#tunnels.set(key, t);
     c.ownTunnels().add(t);
     target.ownTunnels().add(t);
-    f.from = c.label;
     flow.forward(c, target, f);
+  }
+
+  /**
+   * A tunnel frame another relay carried here for the connection `id` (a cluster): the same
+   * record is kept on both relays, and the window is enforced where the sending end is.
+   */
+  inbound(relay: string, ns: string, id: string, f: Frame, unit: Uint8Array): void {
+    const { metrics, flow } = this.#port;
+    const space = this.#registry(ns);
+    const here = space?.route(id);
+    const target = here?.kind === 'local' ? here : undefined;
+    const from = (f as { from: string }).from;
+    const sender = space?.route(from);
+    const remote: RemotePeer = sender?.kind === 'remote' ? sender : { kind: 'remote', relay, id: from, name: undefined };
+    if (f.kind === Kind.TOpen) {
+      const key = `${remote.id}:${f.tid}`;
+      const back = (code: string, message: string): void => void this.relays?.forward(ns, remote, frame(Kind.TClose, { to: from, from: '', tid: f.tid, dir: 1, code, message }));
+      if (!target) return back(ErrorCode.NO_ROUTE, `no peer "${id}"`);
+      if (this.#tunnels.has(key)) return back(ErrorCode.PROTOCOL, `tunnel ${f.tid} is already open`);
+      if (target.tunnels.size >= this.#port.limits.maxTunnels) return back(ErrorCode.LIMIT, `at most ${this.#port.limits.maxTunnels} open tunnels per connection`);
+      if (!flow.hasRoom(target)) return back(ErrorCode.LIMIT, `"${target.label}" is not keeping up`);
+      const t: TunnelRecord = { tid: f.tid, opener: remote, acceptor: target, ends: 0, credit: [0, f.window] };
+      this.#tunnels.set(key, t);
+      target.ownTunnels().add(t);
+      target.connection.writeEncoded(unit);
+      return;
+    }
+    if (!isTunnelFrame(f) || !target) return metrics.drop(from, f, id, DropReason.NO_TUNNEL);
+    const fromOpener = f.kind !== Kind.TAccept && f.dir === 0;
+    const t = this.#tunnels.get(`${fromOpener ? remote.id : target.id}:${f.tid}`);
+    const end = t && (fromOpener ? t.opener : t.acceptor);
+    if (!t || !end || end.kind !== 'remote' || end.relay !== relay) return metrics.drop(from, f, id, DropReason.NO_TUNNEL);
+    if (f.kind === Kind.TAccept) t.credit[0] += f.window;
+    else if (f.kind === Kind.TCredit) t.credit[fromOpener ? 1 : 0] += f.bytes;
+    else if (f.kind === Kind.TData) t.credit[fromOpener ? 0 : 1] -= f.body.length;
+    if (f.kind !== Kind.TClose && !flow.hasRoom(target)) {
+      metrics.drop(from, f, id, DropReason.SLOW_CONSUMER);
+      return this.#end(ns, t, ErrorCode.LIMIT, `${target.label} is not keeping up (over its relay buffer)`);
+    }
+    if (f.kind === Kind.TClose || (f.kind === Kind.TEnd && ++t.ends === 2)) this.#forget(t);
+    target.connection.writeEncoded(unit);
+  }
+
+  /** A relay died: the tunnels with an end there are over. */
+  relayDown(relay: string): void {
+    for (const t of [...this.#tunnels.values()]) {
+      const far = t.opener.kind === 'remote' ? t.opener : t.acceptor.kind === 'remote' ? t.acceptor : undefined;
+      if (!far || far.relay !== relay) continue;
+      const near = (t.opener.kind === 'local' ? t.opener : t.acceptor) as Conn;
+      this.#forget(t);
+      near.connection.write(frame(Kind.TClose, { to: near.label, from: label(far), tid: t.tid, dir: t.opener === near ? 1 : 0, code: ErrorCode.CLOSED, message: 'the relay of the other end went away' }));
+    }
   }
 
   /**
@@ -126,24 +200,24 @@ export class Tunnels implements RouterPart {
     else if (f.kind === Kind.TCredit) t.credit[fromOpener ? 1 : 0] += f.bytes;
     else if (f.kind === Kind.TData && (t.credit[d] -= f.body.length) < 0) {
       metrics.drop(c.label, f, f.to, DropReason.PROTOCOL);
-      return this.#end(t, ErrorCode.PROTOCOL, 'tunnel data beyond the granted window');
+      return this.#end(c.namespace, t, ErrorCode.PROTOCOL, 'tunnel data beyond the granted window');
     }
-    if (f.kind !== Kind.TClose && !flow.hasRoom(target)) {
+    if (f.kind !== Kind.TClose && target.kind === 'local' && !flow.hasRoom(target)) {
       // Dropping a tunnel frame would break the stream: the tunnel ends instead, and the relay
       // queues nothing more for a connection that is not reading.
       metrics.drop(c.label, f, f.to, DropReason.SLOW_CONSUMER);
-      return this.#end(t, ErrorCode.LIMIT, `${target.label} is not keeping up (over its relay buffer)`);
+      return this.#end(c.namespace, t, ErrorCode.LIMIT, `${target.label} is not keeping up (over its relay buffer)`);
     }
     if (f.kind === Kind.TClose || (f.kind === Kind.TEnd && ++t.ends === 2)) this.#forget(t);
     f.from = c.label;
     // A TCLOSE goes through even over the cap: at most one per tunnel end.
-    flow.forward(c, target, f, f.kind === Kind.TClose);
+    this.#write(c.namespace, target, f, f.kind === Kind.TClose, c);
   }
 
   /** The open tunnel a frame from `c` belongs to, if `c` is the end it says it comes from. */
   #tunnelOf(c: Conn, f: TunnelFrame): TunnelRecord | undefined {
     const fromOpener = f.kind !== Kind.TAccept && f.dir === 0;
-    const opener = fromOpener ? c : local(c.space, f.to);
+    const opener = fromOpener ? c : c.space?.route(f.to);
     const t = opener && this.#tunnels.get(`${opener.id}:${f.tid}`);
     if (!t || (fromOpener ? t.opener !== c : t.acceptor !== c)) return undefined;
     return t;
@@ -153,16 +227,21 @@ export class Tunnels implements RouterPart {
    * Ends a tunnel from the relay: each end gets a TCLOSE as if from the other end. Sent even to
    * a connection over its buffer cap (one small frame per tunnel end).
    */
-  #end(t: TunnelRecord, code: string, message: string): void {
+  #end(ns: string, t: TunnelRecord, code: string, message: string): void {
     this.#forget(t);
     const { opener: o, acceptor: a } = t;
-    o.connection.write(frame(Kind.TClose, { to: o.label, from: a.label, tid: t.tid, dir: 1, code, message }));
-    a.connection.write(frame(Kind.TClose, { to: a.label, from: o.label, tid: t.tid, dir: 0, code, message }));
+    this.#write(ns, o, frame(Kind.TClose, { to: label(o), from: label(a), tid: t.tid, dir: 1, code, message }));
+    this.#write(ns, a, frame(Kind.TClose, { to: label(a), from: label(o), tid: t.tid, dir: 0, code, message }));
   }
 
   #forget(t: TunnelRecord): void {
     this.#tunnels.delete(`${t.opener.id}:${t.tid}`);
-    t.opener.tunnels.delete(t);
-    t.acceptor.tunnels.delete(t);
+    if (t.opener.kind === 'local') t.opener.tunnels.delete(t);
+    if (t.acceptor.kind === 'local') t.acceptor.tunnels.delete(t);
   }
+}
+
+/** The label an end is addressed by: its name, else its id. */
+function label(p: Conn | RemotePeer): string {
+  return p.kind === 'local' ? p.label : (p.name ?? p.id);
 }

@@ -109,6 +109,44 @@ describe('a cluster of relays', () => {
     await expect.poll(() => events).toContain('leave b');
   });
 
+  it('carries a tunnel between peers on different relays, in order, within its window', async () => {
+    const { relays } = await cluster(2);
+    const a = await on(relays[0]!, { name: 'a' });
+    const b = await on(relays[1]!, { name: 'b' });
+    const received: Uint8Array[] = [];
+    b.onTunnel('files', async (t) => {
+      for await (const chunk of t.readable) received.push(chunk as Uint8Array);
+      await t.close();
+    });
+    await expect.poll(() => relays[0]!.inspect().registry.peers).toBe(2);
+    const t = await a.tunnel('b', 'files');
+    const w = t.writable.getWriter();
+    const total = 2 * 1024 * 1024;
+    for (let i = 0; i < total / 16384; i++) await w.write(new Uint8Array(16384).fill(i % 251));
+    await w.close();
+    await expect.poll(() => received.reduce((n, c) => n + c.length, 0), { timeout: 10_000 }).toBe(total);
+    const all = new Uint8Array(total);
+    let at = 0;
+    for (const c of received) all.set(c, (at += c.length) - c.length);
+    const wrong = all.findIndex((byte, i) => byte !== Math.floor(i / 16384) % 251);
+    expect(wrong).toBe(-1);
+    await expect.poll(() => relays[0]!.inspect().tunnels + relays[1]!.inspect().tunnels).toBe(0);
+  });
+
+  it('ends tunnels whose far end was on a relay that died', async () => {
+    const { cluster: c, relays } = await cluster(2);
+    const a = await on(relays[0]!, { name: 'a' });
+    const b = await on(relays[1]!, { name: 'b' });
+    b.onTunnel('x', () => {});
+    await expect.poll(() => relays[0]!.inspect().registry.peers).toBe(2);
+    const t = await a.tunnel('b', 'x');
+    await expect.poll(() => t.state).toBe('open');
+    c.kill('relay1');
+    await expect.poll(() => t.state).toBe('closed');
+    await expect(t.writable.getWriter().write(new Uint8Array(1))).rejects.toMatchObject({ code: 'CLOSED' });
+    expect(relays[0]!.inspect().tunnels).toBe(0);
+  });
+
   it('frees the names of a relay that dies, and a peer that reconnects elsewhere gets everything sent meanwhile, once, in order', async () => {
     const { cluster: c, relays } = await cluster(2);
     const [r0, r1] = relays as [Router, Router];
