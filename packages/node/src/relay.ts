@@ -1,7 +1,7 @@
 /**
  * `createRelay(options)`: the core Router behind `ws` on an HTTP(S) server, with `/healthz`.
  */
-import { AuthError, Router, type AdminAuthHook, type AuthHook, type RouterLimits } from '@missive/core';
+import { AuthError, Router, type AdminAuthHook, type AuthHook, type ClusterBus, type RouterLimits } from '@missive/core';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -64,6 +64,12 @@ export interface RelayOptions {
   heartbeatInterval?: number;
   /** Where the relay logs. @default silent */
   logger?: Logger;
+  /**
+   * Many relays as one (docs/scaling.md): `{ redis: 'redis://…' }` shares names, groups,
+   * subscriptions, presence and routing with every relay on the same Redis (ioredis, loaded only
+   * then), or a `ClusterBus` of your own. Without it the relay runs alone.
+   */
+  backplane?: { redis: string; prefix?: string; lease?: number; relayId?: string } | ClusterBus;
 }
 
 export interface Relay {
@@ -90,14 +96,35 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   if (options.limits) routerOptions.limits = options.limits;
   const adminAuth = adminAuthFor(options);
   if (adminAuth) routerOptions.adminAuth = adminAuth;
+  const log = options.logger ?? silentLogger;
+  if (options.backplane) {
+    const bp = options.backplane;
+    if ('redis' in bp) {
+      // Only a relay that asks for Redis loads the Redis client.
+      const { redisBackplane } = await import('./backplane/redis.js');
+      routerOptions.cluster = redisBackplane({ ...bp, log: (level, message, fields) => log[level](message, fields) });
+    } else routerOptions.cluster = bp;
+  }
   const router = new Router(routerOptions);
+  if (routerOptions.cluster) {
+    router.on('cluster', (e) => (e.ok ? log.info('cluster backplane ok', { reason: e.reason }) : log.warn('cluster backplane lost: serving local peers only', { reason: e.reason })));
+    try {
+      await router.ready;
+    } catch (err) {
+      await router.close(0);
+      throw new Error(`cannot join the cluster: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  }
   const serveStatic = options.serve ? staticHandler(options.serve) : undefined;
 
   const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', 'http://relay');
     if (req.method === 'GET' && url.pathname === '/healthz') {
+      const cluster = router.inspect().cluster;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ status: 'ok', connections: router.connectionCount }));
+      const body: Record<string, unknown> = { status: cluster && !cluster.healthy ? 'degraded' : 'ok', connections: router.connectionCount };
+      if (cluster) body.cluster = { relay: cluster.relay, backplane: cluster.healthy ? 'ok' : 'unreachable', peersByRelay: cluster.peersByRelay };
+      res.end(JSON.stringify(body));
       return;
     }
     if (req.method === 'GET' && url.pathname === '/metrics') {
@@ -134,7 +161,6 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     // A batch holds up to 64 KiB of frames plus one frame of up to maxFrame bytes.
     maxPayload: maxFrame + 64 * 1024 + 1024,
   });
-  const log = options.logger ?? silentLogger;
   // Whether each socket answered the last ping, kept on the socket itself; one shared listener.
   const ALIVE = Symbol('alive');
   type Beating = WebSocket & { [ALIVE]?: boolean };

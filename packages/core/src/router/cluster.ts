@@ -33,6 +33,8 @@ export interface ClusterHandler {
   relayDown(relay: string): void;
   /** The bus lost, or regained, its shared state (Redis down, Redis back). */
   health?(ok: boolean, reason: string): void;
+  /** Back after a gap in which other relays may have taken this one for dead: tell them everything again. */
+  rejoined?(): void;
 }
 
 /**

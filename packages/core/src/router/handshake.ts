@@ -159,7 +159,15 @@ export class Handshake implements RouterPart {
     if (name !== undefined) {
       c.name = name;
       let claimed = this.#claim(c, ns, name);
-      if (typeof claimed !== 'boolean') claimed = await claimed;
+      if (typeof claimed !== 'boolean') {
+        try {
+          claimed = await claimed;
+        } catch (err) {
+          // A shared registry that cannot answer (a cluster's backplane down): try again later.
+          if (!gone(c)) kick(c, CloseCode.UNAVAILABLE, ErrorCode.LIMIT, `cannot claim a name now: ${err instanceof Error ? err.message : String(err)}`);
+          return;
+        }
+      }
       if (!claimed) return;
     }
     this.#open(c, ns, name, grant);

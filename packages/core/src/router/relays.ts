@@ -71,6 +71,7 @@ export class Relays implements RouterPart {
         this.#deps.tunnels.relayDown(relay);
       },
       health: (ok, reason) => this.#deps.health(ok, reason),
+      rejoined: () => void this.#bus.broadcast(encodeBus(this.#registry.state())),
     });
   }
 

@@ -41,6 +41,11 @@ export interface Transport {
    */
   readonly copiesOnSend?: boolean;
   /**
+   * Optional: where this transport leads, for diagnostics (a client WebSocket's URL, without
+   * user name or password). A Peer shows it as `inspect().session.url`.
+   */
+  readonly url?: string;
+  /**
    * Optional: hold what `send` writes until `uncork`, so that several messages leave in one
    * write (a socket's cork). Used around a batch and the large body sent after it.
    */
@@ -65,6 +70,8 @@ export const CloseCode = {
   POLICY: 1008,
   TOO_BIG: 1009,
   INTERNAL: 1011,
+  /** Try again later: the relay cannot serve this now (a cluster's backplane is down). */
+  UNAVAILABLE: 1013,
   /** missive-specific codes live in the 4000–4999 private range. */
   AUTH: 4001,
   NAME_TAKEN: 4002,

@@ -1,0 +1,225 @@
+/**
+ * The Redis backplane (docs/scaling.md): a `ClusterBus` over Redis, so that relays sharing one
+ * Redis act as one relay. Loaded only when `createRelay({ backplane })` asks for it.
+ *
+ * - Messages: each relay subscribes to its own channel and to one shared channel, and publishes
+ *   to them from one connection, so what a relay sends arrives in order.
+ * - Names: one key per claimed name, `SET NX` with a lease the owning relay renews; a claim by the
+ *   same session takes the name over at once (a peer that moved to another relay), and a relay
+ *   that dies stops renewing, so its names lapse.
+ * - Relays: each renews its entry in a sorted set (score: when its lease ends); the others see
+ *   an entry past its lease as a dead relay.
+ * - Redis down: the bus says so (`healthy` false, the `health` callback), refuses what needs it
+ *   at once (no offline queue), and rejoins when Redis is back.
+ */
+import type { BusClaim, ClusterBus, ClusterHandler, NameOwner } from '@missive/core';
+import { BusMsg, encodeBus, randomToken } from '@missive/core/internal';
+import { Redis, type RedisOptions } from 'ioredis';
+
+/** Asks every relay for its state (a relay's first message, and after a gap). */
+const HELLO = encodeBus([BusMsg.Hello]);
+
+export interface RedisBackplaneOptions {
+  /** `redis://host:port/db`. */
+  redis: string;
+  /** Prefix of every key and channel. @default 'missive' */
+  prefix?: string;
+  /** How long a name or a relay outlives its last renewal (ms). @default 6000 */
+  lease?: number;
+  /** This relay's id in the cluster. @default random */
+  relayId?: string;
+  /** Told when Redis is lost or back. */
+  log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
+}
+
+// KEYS[1] name key; ARGV: value, session, lease
+const CLAIM = `
+local v = redis.call('GET', KEYS[1])
+if (not v) or v == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return ''
+end
+local sess = string.match(v, '^[^|]*|[^|]*|(.*)$')
+if ARGV[2] ~= '' and sess == ARGV[2] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
+  return v
+end
+return false
+`;
+// KEYS[1] name key; ARGV: value
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+// KEYS[1] name key; ARGV: value, lease. 1 renewed, 0 lost to another, 2 re-taken after a lapse.
+const RENEW = `
+local v = redis.call('GET', KEYS[1])
+if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end
+return 0
+`;
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Makes the bus for one relay. */
+export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
+  const prefix = options.prefix ?? 'missive';
+  const lease = options.lease ?? 6000;
+  const relay = options.relayId ?? `r${randomToken(6)}`;
+  if (relay.includes('|')) throw new TypeError('relayId may not contain "|"');
+  const log = options.log ?? (() => {});
+  const relaysKey = `${prefix}:relays`;
+  const allChannel = `${prefix}:all`;
+  const ownChannel = `${prefix}:relay:${relay}`;
+  const nameKey = (ns: string, name: string): string => `${prefix}:{${ns}}:name:${name}`;
+  const value = (o: NameOwner): string => `${o.relay}|${o.id}|${o.session}`;
+  const redisOptions: RedisOptions = {
+    // Fail fast while Redis is down: what needs it is refused with a clear error, not queued.
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    retryStrategy: (times) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+    lazyConnect: true,
+  };
+  const cmd = new Redis(options.redis, redisOptions);
+  const sub = new Redis(options.redis, { ...redisOptions, enableOfflineQueue: true, maxRetriesPerRequest: null });
+  for (const c of [cmd, sub]) c.on('error', () => {}); // reported through 'close'/'ready'
+  const held = new Map<string, string>(); // name key → our value
+  const known = new Set<string>(); // relays heard from
+  let handler: ClusterHandler | undefined;
+  let healthy = false;
+  let wasDown = false;
+  let closed = false;
+  let timer: ReturnType<typeof setInterval> | undefined;
+
+  const frame = (data: Uint8Array): Buffer => {
+    const id = enc.encode(relay);
+    const out = Buffer.allocUnsafe(1 + id.length + data.length);
+    out[0] = id.length;
+    out.set(id, 1);
+    out.set(data, 1 + id.length);
+    return out;
+  };
+  const publish = (channel: string, data: Uint8Array): boolean => {
+    if (!healthy || closed) return false;
+    cmd.publish(channel, frame(data)).catch(() => {});
+    return true;
+  };
+
+  const setHealth = (ok: boolean, reason: string): void => {
+    if (ok === healthy) return;
+    healthy = ok;
+    log(ok ? 'info' : 'warn', ok ? 'backplane reachable' : 'backplane unreachable', { relay, reason });
+    handler?.health?.(ok, reason);
+  };
+
+  const beat = async (): Promise<void> => {
+    if (closed || !healthy) return;
+    const now = Date.now();
+    try {
+      await cmd.zadd(relaysKey, now + lease, relay);
+      const dead = await cmd.zrangebyscore(relaysKey, '-inf', now);
+      for (const r of dead) {
+        if (r === relay) continue;
+        await cmd.zrem(relaysKey, r);
+        known.delete(r);
+        handler?.relayDown(r);
+      }
+      if (held.size > 0) {
+        const p = cmd.pipeline();
+        for (const [k, v] of held) p.eval(RENEW, 1, k, v, lease);
+        await p.exec();
+      }
+    } catch (err) {
+      setHealth(false, err instanceof Error ? err.message : String(err));
+    }
+  };
+
+  cmd.on('close', () => {
+    if (!closed) {
+      wasDown = true;
+      setHealth(false, 'connection to Redis lost');
+    }
+  });
+  cmd.on('ready', () => {
+    setHealth(true, 'connected');
+    if (wasDown) {
+      wasDown = false;
+      // Back after a gap: renew at once, and tell the others everything again (they may have
+      // taken this relay for dead).
+      void beat().then(() => {
+        publish(allChannel, HELLO);
+        handler?.rejoined?.();
+      });
+    }
+  });
+
+  sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
+    const n = message[0] ?? 0;
+    const from = dec.decode(message.subarray(1, 1 + n));
+    if (from === relay) return;
+    known.add(from);
+    handler?.message(from, new Uint8Array(message.buffer, message.byteOffset + 1 + n, message.length - 1 - n));
+  });
+
+  return {
+    relay,
+    get healthy() {
+      return healthy;
+    },
+    async start(h) {
+      handler = h;
+      await Promise.all([cmd.connect(), sub.connect()]);
+      await sub.subscribe(allChannel, ownChannel);
+      healthy = true;
+      await beat();
+      timer = setInterval(() => void beat(), Math.max(100, Math.floor(lease / 3)));
+      timer.unref();
+      // Everyone: send me your state.
+      publish(allChannel, HELLO);
+    },
+    send(to, data) {
+      return publish(`${prefix}:relay:${to}`, data);
+    },
+    broadcast(data) {
+      return publish(allChannel, data);
+    },
+    async claim(ns, name, owner) {
+      if (!healthy) throw new Error('the cluster backplane (Redis) is unreachable: names cannot be claimed now');
+      const k = nameKey(ns, name);
+      const v = value(owner);
+      const r = (await cmd.eval(CLAIM, 1, k, v, owner.session, lease)) as string | null;
+      if (r === null) return { status: 'taken' } satisfies BusClaim;
+      held.set(k, v);
+      if (r === '') return { status: 'claimed' };
+      const [prelay = '', pid = '', psession = ''] = r.split('|');
+      return { status: 'claimed', previous: { relay: prelay, id: pid, session: psession } };
+    },
+    release(ns, name, owner) {
+      const k = nameKey(ns, name);
+      const v = value(owner);
+      if (held.get(k) === v) held.delete(k);
+      if (healthy) cmd.eval(RELEASE, 1, k, v).catch(() => {});
+    },
+    async close() {
+      if (closed) return;
+      clearInterval(timer);
+      // Leave cleanly: names and the relay entry go now, not at the end of their lease.
+      try {
+        if (healthy) {
+          const p = cmd.pipeline();
+          for (const [k, v] of held) p.eval(RELEASE, 1, k, v);
+          p.zrem(relaysKey, relay);
+          await p.exec();
+        }
+      } catch {
+        // Redis is gone: the leases lapse.
+      }
+      closed = true;
+      healthy = false;
+      held.clear();
+      cmd.disconnect();
+      sub.disconnect();
+    },
+  };
+}
