@@ -21,6 +21,8 @@ const flags = {
   path: { env: 'MISSIVE_PATH', type: 'string', help: 'WebSocket path (default /)' },
   'admin-token': { env: 'MISSIVE_ADMIN_TOKEN', type: 'string', help: 'admin token: devtools sessions (read and write) and /metrics (Authorization: Bearer …)' },
   'admin-read-token': { env: 'MISSIVE_ADMIN_READ_TOKEN', type: 'string', help: 'read-only admin token: devtools sessions that look but cannot act or see bodies' },
+  redis: { env: 'MISSIVE_REDIS', type: 'string', help: 'Redis URL of the cluster backplane: relays on the same Redis act as one (docs/scaling.md)' },
+  'relay-id': { env: 'MISSIVE_RELAY_ID', type: 'string', help: "this relay's id in its cluster (default random)" },
   serve: { env: 'MISSIVE_SERVE', type: 'string', help: 'built web apps to serve, PREFIX=DIR[,PREFIX=DIR…] (e.g. /devtools/=apps/devtools/dist)' },
   secrets: { env: 'MISSIVE_SECRETS', type: 'string', help: 'JSON file of name → secret; peers authenticate with { name, secret }' },
   'jwt-secret': { env: 'MISSIVE_JWT_SECRET', type: 'string', help: 'shared secret for HS256 tokens' },
@@ -93,6 +95,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): { options:
   if (adminToken) options.adminToken = adminToken;
   const adminReadToken = get('admin-read-token');
   if (adminReadToken) options.adminReadToken = adminReadToken;
+  const redis = get('redis');
+  if (redis) {
+    if (!/^rediss?:\/\//.test(redis)) throw new UsageError(`--redis expects a redis:// or rediss:// URL, got "${redis}"`);
+    options.backplane = { redis };
+    const relayId = get('relay-id');
+    if (relayId) options.backplane.relayId = relayId;
+  }
   const serve = get('serve');
   if (serve) {
     options.serve = {};

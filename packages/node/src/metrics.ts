@@ -46,5 +46,15 @@ export function renderMetrics(m: RouterMetrics): string {
   out.push(`missive_admin_refused_total ${m.adminRefused}`);
   metric('missive_protocol_errors_total', 'counter', 'Connections closed for breaking the protocol.');
   out.push(`missive_protocol_errors_total ${m.protocolErrors}`);
+  if (m.cluster) {
+    const c = m.cluster;
+    metric('missive_cluster_backplane_up', 'gauge', 'Whether the cluster backplane (Redis) is reachable from this relay.');
+    out.push(`missive_cluster_backplane_up{relay="${esc(c.relay)}"} ${c.healthy ? 1 : 0}`);
+    metric('missive_cluster_peers', 'gauge', 'Peers on each other relay of the cluster, as this relay knows them.');
+    for (const [relay, n] of Object.entries(c.peersByRelay)) out.push(`missive_cluster_peers{relay="${esc(relay)}"} ${n}`);
+    metric('missive_cluster_messages_total', 'counter', 'Messages carried to and from other relays over the backplane.');
+    out.push(`missive_cluster_messages_total{direction="out"} ${c.sent}`);
+    out.push(`missive_cluster_messages_total{direction="in"} ${c.received}`);
+  }
   return `${out.join('\n')}\n`;
 }

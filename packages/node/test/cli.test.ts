@@ -127,6 +127,8 @@ const FLAGS: Record<string, string> = {
   'admin-token': 'MISSIVE_ADMIN_TOKEN',
   'admin-read-token': 'MISSIVE_ADMIN_READ_TOKEN',
   serve: 'MISSIVE_SERVE',
+  redis: 'MISSIVE_REDIS',
+  'relay-id': 'MISSIVE_RELAY_ID',
   secrets: 'MISSIVE_SECRETS',
   'jwt-secret': 'MISSIVE_JWT_SECRET',
   'jwt-public-key': 'MISSIVE_JWT_PUBLIC_KEY',
@@ -204,6 +206,12 @@ describe('missive-relay CLI', () => {
     expect(parseOptions([], { MISSIVE_SERVE: '/x/=dir' }).options.serve).toEqual({ '/x/': 'dir' });
     expect(() => parseOptions(['--serve', 'devtools=dir'], {})).toThrow(/PREFIX=DIR/);
     expect(() => parseOptions(['--serve', '/devtools/='], {})).toThrow(/PREFIX=DIR/);
+  });
+
+  it('reads the Redis backplane and the relay id', () => {
+    expect(parseOptions(['--redis', 'redis://127.0.0.1:6379', '--relay-id', 'eu1'], {}).options.backplane).toEqual({ redis: 'redis://127.0.0.1:6379', relayId: 'eu1' });
+    expect(parseOptions([], { MISSIVE_REDIS: 'redis://r:1' }).options.backplane).toEqual({ redis: 'redis://r:1' });
+    expect(() => parseOptions(['--redis', 'localhost:6379'], {})).toThrow(/redis:\/\//);
   });
 
   it('exits 2 with a message and the usage for a bad flag or value', async () => {

@@ -153,11 +153,17 @@ describe.skipIf(!enabled)('relays over Redis', () => {
     const amy = await peer(a.url, 'amy');
     const bob = await peer(b.url, 'bob');
     await expect.poll(async () => (await alice.peers()).length, { timeout: 5000 }).toBe(3);
+    const metrics = async (): Promise<string> => (await fetch(`http://127.0.0.1:${a.port}/metrics`)).text();
+    const relayA = a.router.inspect().cluster!.relay;
+    const relayB = b.router.inspect().cluster!.relay;
+    expect(await metrics()).toContain(`missive_cluster_backplane_up{relay="${relayA}"} 1`);
+    expect(await metrics()).toContain(`missive_cluster_peers{relay="${relayB}"} 1`);
     const down = new Promise((resolve) => a.router.once('cluster', resolve));
     await redis.kill();
     await down;
     const health = (await (await fetch(`http://127.0.0.1:${a.port}/healthz`)).json()) as { status: string; cluster: { backplane: string } };
     expect(health).toMatchObject({ status: 'degraded', cluster: { backplane: 'unreachable' } });
+    expect(await metrics()).toContain(`missive_cluster_backplane_up{relay="${relayA}"} 0`);
     // Same relay: still works.
     await alice.send('amy', 'local');
     await expect(amy.receive({ timeout: 2000 })).resolves.toMatchObject({ body: 'local' });

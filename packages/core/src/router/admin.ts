@@ -376,6 +376,7 @@ export class Admin implements RouterPart {
       held: m.held,
       requests: m.requests,
       limits: { ...this.#port.limits },
+      cluster: m.cluster,
     };
   }
 

@@ -6,6 +6,7 @@
 import { Kind, kindName, type Frame } from '../codec/frames.js';
 import type { FrameCounters } from '../connection.js';
 import type { TraceEvent } from '../trace.js';
+import type { ClusterSnapshot } from './relays.js';
 
 /**
  * Why the relay dropped or refused a frame: the `reason` label of `missive_drops_total` and of
@@ -58,6 +59,8 @@ export interface RouterMetrics {
   /** Admin sessions refused (a wrong or missing admin token). */
   adminRefused: number;
   protocolErrors: number;
+  /** This relay's cluster, when it is one of many. */
+  cluster?: ClusterSnapshot;
 }
 
 /** The gauges other parts own, read when a snapshot is taken. */

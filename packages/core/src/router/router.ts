@@ -204,7 +204,9 @@ export class Router extends Emitter<RouterEvents> {
 
   /** A snapshot of the counters and gauges (rendered as Prometheus text by the Node relay). */
   metrics(): RouterMetrics {
-    return this.#metrics.snapshot({ connections: this.#conns.size, peers: this.namespaces(), held: { messages: this.#holds.messages, bytes: this.#holds.bytes }, adminRefused: this.#admin.refused });
+    const m = this.#metrics.snapshot({ connections: this.#conns.size, peers: this.namespaces(), held: { messages: this.#holds.messages, bytes: this.#holds.bytes }, adminRefused: this.#admin.refused });
+    if (this.#relays) m.cluster = this.#relays.inspect();
+    return m;
   }
 
   /**
