@@ -21,4 +21,6 @@ export default function globalSetup(): void {
   run('npx', ['vite', 'build', 'e2e/app', '--logLevel', 'warn']);
   // The devtools app, served by the relay at /devtools/ in devtools.spec.ts.
   run('npm', ['run', 'build', '--silent', '-w', 'apps/devtools', '--', '--logLevel', 'warn']);
+  // The chat demo (typechecked, then built), served by the relay at / in demo*.spec.ts.
+  run('npm', ['run', 'build', '--silent', '-w', 'apps/demo', '--', '--logLevel', 'warn']);
 }

@@ -65,6 +65,8 @@ export interface FileTransfer {
   id: string;
   peer: string;
   dir: 'out' | 'in';
+  /** When it started, ms since the epoch (orders it among the messages). */
+  at: number;
   name: string;
   size: number;
   bytes: number;
@@ -346,7 +348,7 @@ export class ChatClient {
     const id = newId();
     // A tunnel keeps the path it was opened on: the one in use when the TOPEN goes out.
     const link = peer.linkTo(to);
-    this.#setFiles((fs) => [...fs, { id, peer: to, dir: 'out', name: file.name, size: file.size, bytes: 0, link, state: 'sending' }]);
+    this.#setFiles((fs) => [...fs, { id, peer: to, dir: 'out', at: Date.now(), name: file.name, size: file.size, bytes: 0, link, state: 'sending' }]);
     let tunnel: Tunnel<unknown> | undefined;
     try {
       tunnel = await peer.tunnel<unknown>(to, FILE_PROTOCOL, { mode: 'messages', timeout: 15_000 });
@@ -577,7 +579,7 @@ export class ChatClient {
         t.abort(`files over ${formatBytes(MAX_FILE_BYTES)} are refused`);
         throw new Error(`${header.name} (${formatBytes(header.size)}) is over the ${formatBytes(MAX_FILE_BYTES)} the demo receives`);
       }
-      this.#setFiles((fs) => [...fs, { id, peer: from, dir: 'in', name: header.name, size: header.size, bytes: 0, link, state: 'receiving' }]);
+      this.#setFiles((fs) => [...fs, { id, peer: from, dir: 'in', at: Date.now(), name: header.name, size: header.size, bytes: 0, link, state: 'receiving' }]);
       const parts: Uint8Array[] = [];
       let got = 0;
       for (;;) {

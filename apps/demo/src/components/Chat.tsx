@@ -31,7 +31,8 @@ export function Chat({ client, onSignOut }: Props) {
         <h1>missive chat</h1>
         <ConnectionStatus conn={s.conn} />
         <span className="me">
-          Signed in as <strong>{s.me}</strong>
+          <span className="signed-in">Signed in as </span>
+          <strong>{s.me}</strong>
         </span>
         <button type="button" onClick={onSignOut}>
           Sign out
@@ -200,7 +201,7 @@ function People({ state, onOpen }: { state: ChatState; onOpen: (peer: string) =>
         {people.length === 0 && <li className="muted small">Nobody else is online yet.</li>}
       </ul>
       <form onSubmit={open} className="inline">
-        <label htmlFor="dm-to">Message someone (online or not)</label>
+        <label htmlFor="dm-to">Conversation with (online or not)</label>
         <div className="row">
           <input id="dm-to" value={name} onChange={(e) => setName(e.target.value)} placeholder="nickname" autoCapitalize="off" spellCheck={false} />
           <button type="submit">Open</button>

@@ -40,8 +40,8 @@ export function Composer({ label, onSend, onTyping, hint }: Props) {
         rows={1}
         value={text}
         maxLength={MAX_TEXT}
-        placeholder={`${label} (Enter sends, Shift+Enter for a new line)`}
-        aria-describedby={hint ? 'composer-hint' : undefined}
+        placeholder={`${label}…`}
+        aria-describedby={hint ? 'composer-keys composer-hint' : 'composer-keys'}
         onChange={(e) => {
           setText(e.target.value);
           if (e.target.value) onTyping?.();
@@ -49,6 +49,9 @@ export function Composer({ label, onSend, onTyping, hint }: Props) {
         onKeyDown={key}
       />
       <button type="submit">Send</button>
+      <span id="composer-keys" className="sr-only">
+        Enter sends; Shift+Enter makes a new line.
+      </span>
       {hint && (
         <p id="composer-hint" className="muted small hint">
           {hint}

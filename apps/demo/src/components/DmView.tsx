@@ -33,12 +33,9 @@ export function DmView({ client, state, peer }: Props) {
         </span>
       </div>
       <ol ref={log} className="log" role="log" aria-label={`Conversation with ${peer}`} tabIndex={0}>
-        {entries.map((d) => (
-          <Dm key={d.id} d={d} me={state.me} />
-        ))}
-        {files.map((f) => (
-          <FileItem key={f.id} f={f} />
-        ))}
+        {[...entries.map((d) => ({ at: d.at, el: <Dm key={d.id} d={d} me={state.me} /> })), ...files.map((f) => ({ at: f.at, el: <FileItem key={f.id} f={f} /> }))]
+          .sort((a, b) => a.at - b.at)
+          .map((x) => x.el)}
       </ol>
       <div className="file-pick">
         <label htmlFor="file-input">Send a file to {peer}</label>
@@ -90,7 +87,7 @@ function FileItem({ f }: { f: FileTransfer }) {
   const pct = f.size === 0 ? 100 : Math.floor((f.bytes / f.size) * 100);
   const what = f.dir === 'out' ? `Sending ${f.name} to ${f.peer}` : `Receiving ${f.name} from ${f.peer}`;
   return (
-    <li className="msg file">
+    <li className={f.dir === 'out' ? 'msg file mine' : 'msg file'}>
       <p>
         <strong>{f.dir === 'out' ? 'File sent' : 'File received'}:</strong> {f.name} ({formatBytes(f.size)}) via {f.link === 'direct' ? 'a direct link (WebRTC)' : 'the relay'}
       </p>
