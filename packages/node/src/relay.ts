@@ -1,7 +1,7 @@
 /**
  * `createRelay(options)`: the core Router behind `ws` on an HTTP(S) server, with `/healthz`.
  */
-import { AuthError, Router, type AdminAuthHook, type AuthHook, type ClusterBus, type RouterLimits } from '@missive/core';
+import { AuthError, DEFAULT_LIMITS, Router, type AdminAuthHook, type AuthHook, type ClusterBus, type RouterLimits } from '@missive/core';
 import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -97,12 +97,17 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
   const adminAuth = adminAuthFor(options);
   if (adminAuth) routerOptions.adminAuth = adminAuth;
   const log = options.logger ?? silentLogger;
+  let closeHolds: (() => Promise<void>) | undefined;
   if (options.backplane) {
     const bp = options.backplane;
     if ('redis' in bp) {
       // Only a relay that asks for Redis loads the Redis client.
-      const { redisBackplane } = await import('./backplane/redis.js');
+      const [{ redisBackplane }, { redisHoldStore }] = await Promise.all([import('./backplane/redis.js'), import('./backplane/holds.js')]);
       routerOptions.cluster = redisBackplane({ ...bp, log: (level, message, fields) => log[level](message, fields) });
+      // Held messages live in Redis too, so a peer that comes back on another relay gets them.
+      const holds = redisHoldStore({ redis: bp.redis, ...(bp.prefix !== undefined ? { prefix: bp.prefix } : {}), limits: { ...DEFAULT_LIMITS, ...options.limits } });
+      routerOptions.holds = holds;
+      closeHolds = () => holds.close();
     } else routerOptions.cluster = bp;
   }
   const router = new Router(routerOptions);
@@ -112,6 +117,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
       await router.ready;
     } catch (err) {
       await router.close(0);
+      await closeHolds?.();
       throw new Error(`cannot join the cluster: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
   }
@@ -219,6 +225,7 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         clearInterval(heartbeat);
         server.close();
         await router.close(timeout);
+        await closeHolds?.();
         for (const ws of wss.clients) ws.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();

@@ -112,6 +112,18 @@ describe.skipIf(!enabled)('relays over Redis', () => {
     await w.close();
     await done;
     expect(got).toBe(1024 * 1024);
+
+    // Held for an offline name in Redis: zoe comes online on another relay and gets them at
+    // once, in order (not at the sender's next probe: its ackTimeout is 60 s).
+    const sender = await peer(r0.url, 'sender', { ackTimeout: 60_000 });
+    const held = await Promise.all([sender.send('zoe', 'first'), sender.send('zoe', 'second')]);
+    await expect.poll(() => sender.inspect().outbox.held, { timeout: 5000 }).toBe(2);
+    const zoe = await peer(r2.url, 'zoe');
+    const a = await zoe.receive({ timeout: 5000 });
+    const b = await zoe.receive({ timeout: 5000 });
+    expect([a.id.split(':').slice(0, 2).join(':'), b.body]).toEqual([held[0]!.split(':').slice(0, 2).join(':'), 'second']);
+    expect(a.body).toBe('first');
+    await expect.poll(() => sender.outboxSize, { timeout: 5000 }).toBe(0);
   });
 
   it('loses nothing of a 10,000-message stream when the receiver’s relay is SIGKILLed mid-stream', async () => {

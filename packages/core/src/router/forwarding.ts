@@ -120,10 +120,11 @@ export class Forwarding implements RouterPart {
       // Requests from other relays are known only to their responder here.
       for (const r of c.serving) if (r.requester.kind === 'remote' && r.deadline <= now) settle(r);
     }
-    if (this.#holds.messages === 0) return;
+    if (this.#holds.messages === 0 && !this.#holds.shared) return;
     this.#holds.expire(now - this.#port.limits.holdTtl, (h) => {
-      const sender = local(this.#registry.space(h.namespace), h.sender);
-      if (sender) this.#port.flow.send(sender, frame(Kind.Ack, { to: sender.label, from: h.name, dest: h.name, origin: h.origin, seq: h.seq, status: AckStatus.Expired }), sender);
+      // The sender may be on another relay (a shared hold store).
+      const sender = this.#registry.space(h.namespace)?.route(h.sender);
+      if (sender) this.#to(h.namespace, sender, frame(Kind.Ack, { to: h.sender, from: h.name, dest: h.name, origin: h.origin, seq: h.seq, status: AckStatus.Expired }), { label: h.name });
       this.#port.metrics.count(DropReason.EXPIRED);
     });
   }
@@ -164,15 +165,17 @@ export class Forwarding implements RouterPart {
     f.from = c.label;
     // Encoded once, into a buffer of its own: the hold keeps no view into the incoming message.
     const result = this.#holds.hold(c.namespace, name, { unit: encodeFrame(f), origin: f.origin, seq: f.seq, sender: c.label, at: Date.now() });
-    const tell = (r: HoldResult): void => {
+    const tell = (r: HoldResult | 'unavailable'): void => {
       if (c.state === 'closed') return;
       if (r === 'full') this.#port.metrics.drop(c.label, f, f.to, DropReason.EXPIRED);
+      else if (r === 'unavailable') this.#port.metrics.drop(c.label, f, f.to, DropReason.LIMIT);
       else this.#port.sweep();
-      const status = r === 'full' ? AckStatus.Expired : AckStatus.Held;
+      // A store that cannot answer (shared storage down): retry later, as for a full mailbox.
+      const status = r === 'full' ? AckStatus.Expired : r === 'unavailable' ? AckStatus.Limit : AckStatus.Held;
       this.#port.flow.send(c, frame(Kind.Ack, { to: c.label, from: name, dest: name, origin: f.origin, seq: f.seq, status }), c);
     };
     if (isThenable(result)) {
-      result.then(tell, () => tell('full'));
+      result.then(tell, () => tell('unavailable'));
     } else tell(result);
   }
 

@@ -62,6 +62,11 @@ export interface HoldSnapshot {
 export interface HoldStore {
   /** Messages held now (this relay's view). */
   readonly messages: number;
+  /**
+   * Shared by several relays (a backplane's): `expire` runs on every sweep, since what other
+   * relays held may run out while this relay's view says nothing is held.
+   */
+  readonly shared?: boolean;
   /** Their counted bytes. */
   readonly bytes: number;
   /** Holds `m` for `name`. A message with the same (origin, seq) as one held for `name` is a resend: 'duplicate'. */
