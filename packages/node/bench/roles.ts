@@ -25,6 +25,11 @@ interface Args {
   count: number;
   /** relay: serve an admin channel with this token. */
   adminToken?: string;
+  /** relay: join the cluster on this Redis (with this key prefix). */
+  redis?: string;
+  prefix?: string;
+  /** subscribers: the first part of their names (unique across a cluster). */
+  tag?: string;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as Args;
@@ -69,7 +74,7 @@ async function main(): Promise<void> {
       const relay =
         args.impl === 'raw'
           ? await startRawRelay()
-          : await createRelay({ port: 0, heartbeatInterval: 60_000, ...(args.adminToken ? { adminToken: args.adminToken } : {}), limits: { maxBufferedBytes: 64 * 1024 * 1024, rateLimit: 100_000_000, maxConnections: 100_000, maxPeersPerNamespace: 100_000, maxPendingRequests: 100_000 } });
+          : await createRelay({ port: 0, heartbeatInterval: 60_000, ...(args.adminToken ? { adminToken: args.adminToken } : {}), ...(args.redis ? { backplane: { redis: args.redis, prefix: args.prefix ?? 'bench' } } : {}), limits: { maxBufferedBytes: 64 * 1024 * 1024, rateLimit: 100_000_000, maxConnections: 100_000, maxPeersPerNamespace: 100_000, maxPendingRequests: 100_000 } });
       const url = 'url' in relay ? relay.url : `ws://127.0.0.1:${relay.port}`;
       onMessage(async (m) => {
         if (m.cmd === 'mem') {
@@ -228,7 +233,7 @@ async function main(): Promise<void> {
             if (++got === args.n) onDone();
           });
         } else {
-          const p = await connect(args.url, { name: `sub${s}`, ...missiveOpts });
+          const p = await connect(args.url, { name: `${args.tag ?? ''}sub${s}`, ...missiveOpts });
           await p.subscribe('bench.fan', () => {
             if (++got === args.n) onDone();
           }).ready;

@@ -24,7 +24,7 @@ const IDLE = 1000;
 const DURABLE_N = quick ? 10_000 : 50_000;
 /** 64 KiB chunks per tunnel run: 200 MB (50 MB quick). */
 const TUNNEL_CHUNKS = quick ? 800 : 3200;
-/** BENCH_ONLY=oneway|reqrep|fanout|tunnel|durable|devtools|memory runs one workload; BENCH_IMPL=missive|raw one side. */
+/** BENCH_ONLY=oneway|reqrep|fanout|tunnel|durable|devtools|cluster|memory runs one workload; BENCH_IMPL=missive|raw one side. */
 const only = process.env.BENCH_ONLY;
 const want = (w: string): boolean => only === undefined || only === w;
 const impls = (process.env.BENCH_IMPL ? [process.env.BENCH_IMPL] : ['raw', 'missive']) as Impl[];
@@ -262,7 +262,63 @@ interface Row {
   ok: (ratio: number) => boolean;
 }
 
+/** Three relays on one Redis (a fresh key prefix each time), as one cluster. */
+async function withCluster<T>(redisUrl: string, fn: (urls: string[]) => Promise<T>): Promise<T> {
+  const prefix = `bench${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+  const relays = [0, 1, 2].map(() => start({ role: 'relay', impl: 'missive', redis: redisUrl, prefix }));
+  const urls = await Promise.all(relays.map(async (r) => ((await r.next((m) => m.ready === true)) as { url: string }).url));
+  try {
+    return await fn(urls);
+  } finally {
+    for (const r of relays) r.send({ cmd: 'stop' });
+    await Promise.all(relays.map((r) => new Promise((res) => r.child.once('exit', res))));
+  }
+}
+
+/** One-way publishes, 64 B: sender on the first URL, receiver on the second. */
+async function onewayAt(sendUrl: string, recvUrl: string, n: number): Promise<number> {
+  const recv = start({ role: 'recv', impl: 'missive', url: recvUrl, n });
+  await recv.next((m) => m.ready === true);
+  const snd = start({ role: 'send', impl: 'missive', url: sendUrl, n, size: 64 });
+  await snd.next((m) => m.ready === true);
+  // The receiver's subscription must be known on the sender's relay first.
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = now();
+  snd.send({ cmd: 'go' });
+  const done = (await recv.next((m) => m.done === true)) as { at: number };
+  kill(recv, snd);
+  return n / ((done.at - t0) / 1000);
+}
+
+async function reqrepAt(reqUrl: string, resUrl: string): Promise<{ rps: number; p50: number; p99: number }> {
+  const responder = start({ role: 'responder', impl: 'missive', url: resUrl });
+  await responder.next((m) => m.ready === true);
+  const requester = start({ role: 'requester', impl: 'missive', url: reqUrl, concurrency: 1, duration: REQ_MS, size: 64 });
+  await requester.next((m) => m.ready === true);
+  await new Promise((r) => setTimeout(r, 300));
+  requester.send({ cmd: 'go' });
+  const { result } = (await requester.next((m) => 'result' in m)) as { result: { rps: number; p50: number; p99: number } };
+  kill(responder, requester);
+  return result;
+}
+
+/** Fan-out to 48 subscribers, 16 on each of the subscriber URLs; the publisher on `pubUrl`. */
+async function fanoutAt(pubUrl: string, subUrls: string[]): Promise<number> {
+  const per = 16;
+  const subs = subUrls.map((url, i) => start({ role: 'subscribers', impl: 'missive', url, count: per, n: FAN_N, tag: `r${i}` }));
+  await Promise.all(subs.map((s) => s.next((m) => m.ready === true)));
+  const pub = start({ role: 'publisher', impl: 'missive', url: pubUrl, n: FAN_N, size: 256 });
+  await pub.next((m) => m.ready === true);
+  await new Promise((r) => setTimeout(r, 300));
+  const t0 = now();
+  pub.send({ cmd: 'go' });
+  const ends = await Promise.all(subs.map(async (s) => ((await s.next((m) => m.done === true)) as { at: number }).at));
+  kill(...subs, pub);
+  return (FAN_N * per * subUrls.length) / ((Math.max(...ends) - t0) / 1000);
+}
+
 const rows: Row[] = [];
+const clusterRows: { workload: string; unit: string; single: number; cluster: number; higherIsBetter: boolean }[] = [];
 const devtoolsRows: { workload: string; plain: number; attached: number; cpuPlain: number; cpuAttached: number }[] = [];
 const durableRows: { workload: string; rate: number; ratio: number }[] = [];
 const log = (s: string): void => void process.stderr.write(`${s}\n`);
@@ -341,6 +397,35 @@ if (want('devtools')) {
   }
 }
 
+if (want('cluster')) {
+  // Many relays as one over Redis: the same workloads with both ends on one lone relay, and with
+  // the ends on different relays of a three-relay cluster (the hop through Redis).
+  log('cluster (three relays over Redis)…');
+  const { startRedis, redisAvailable } = await import('../test/fixtures/redis.js');
+  if (!redisAvailable()) log('skipping the cluster table: redis-server is not installed (apt-get install -y redis-server)');
+  else {
+    const redis = await startRedis();
+    try {
+      const runs = { ow1: [] as number[], owN: [] as number[], rr1: [] as { p50: number; p99: number; rps: number }[], rrN: [] as { p50: number; p99: number; rps: number }[], fan1: [] as number[], fanN: [] as number[] };
+      for (let r = 0; r < ROUNDS; r++) {
+        runs.ow1.push(await withRelay('missive', (url) => onewayAt(url, url, DURABLE_N)));
+        runs.owN.push(await withCluster(redis.url, ([a, b]) => onewayAt(a!, b!, DURABLE_N)));
+        runs.rr1.push(await withRelay('missive', (url) => reqrepAt(url, url)));
+        runs.rrN.push(await withCluster(redis.url, ([a, b]) => reqrepAt(a!, b!)));
+        runs.fan1.push(await withRelay('missive', (url) => fanoutAt(url, [url, url, url])));
+        runs.fanN.push(await withCluster(redis.url, (urls) => fanoutAt(urls[0]!, urls)));
+      }
+      const med = (xs: number[]): number => median(xs);
+      clusterRows.push({ workload: 'one-way publish, 64 B (sender and receiver on different relays)', unit: 'msg/s', single: med(runs.ow1), cluster: med(runs.owN), higherIsBetter: true });
+      clusterRows.push({ workload: 'request/reply c=1, p50 (requester and responder on different relays)', unit: 'ms', single: med(runs.rr1.map((x) => x.p50)), cluster: med(runs.rrN.map((x) => x.p50)), higherIsBetter: false });
+      clusterRows.push({ workload: 'request/reply c=1, p99', unit: 'ms', single: med(runs.rr1.map((x) => x.p99)), cluster: med(runs.rrN.map((x) => x.p99)), higherIsBetter: false });
+      clusterRows.push({ workload: 'fan-out 1 → 48 subscribers, 256 B (16 on each of three relays)', unit: 'deliveries/s', single: med(runs.fan1), cluster: med(runs.fanN), higherIsBetter: true });
+    } finally {
+      await redis.stop();
+    }
+  }
+}
+
 if (want('memory')) {
   log('idle memory…');
   const { raw, missive: m } = await both(idleMemory);
@@ -360,6 +445,10 @@ const lines = [
 if (durableRows.length > 0) {
   lines.push('', '| durable delivery (missive relay) | msg/s | vs publish |', '|---|---:|---:|');
   for (const r of durableRows) lines.push(`| ${r.workload} | ${Math.round(r.rate).toLocaleString('en-US')} | ${r.ratio.toFixed(2)}× |`);
+}
+if (clusterRows.length > 0) {
+  lines.push('', '| three relays over Redis | unit | one relay | across relays | across/one |', '|---|---|---:|---:|---:|');
+  for (const r of clusterRows) lines.push(`| ${r.workload} | ${r.unit} | ${fmt(r.single, r.unit)} | ${fmt(r.cluster, r.unit)} | ${(r.cluster / r.single).toFixed(2)}× |`);
 }
 if (devtoolsRows.length > 0) {
   lines.push(

@@ -92,17 +92,52 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
   let closed = false;
   let timer: ReturnType<typeof setInterval> | undefined;
 
-  const frame = (data: Uint8Array): Buffer => {
-    const id = enc.encode(relay);
-    const out = Buffer.allocUnsafe(1 + id.length + data.length);
+  // One PUBLISH carries a batch: [id length][relay id] then ([u32 length][message])*. Frames,
+  // publishes and broadcasts (the data) wait for the end of the tick in one batch per channel;
+  // any other message (a change of the registry) first flushes every batch, then goes alone,
+  // so everything this relay sends still arrives in the order it was sent.
+  const id = enc.encode(relay);
+  const batches = new Map<string, Uint8Array[]>();
+  let batchBytes = 0;
+  let flushing: ReturnType<typeof setImmediate> | undefined;
+  const emit = (channel: string, msgs: readonly Uint8Array[]): void => {
+    let size = 1 + id.length;
+    for (const m of msgs) size += 4 + m.length;
+    const out = Buffer.allocUnsafe(size);
     out[0] = id.length;
     out.set(id, 1);
-    out.set(data, 1 + id.length);
-    return out;
+    let at = 1 + id.length;
+    for (const m of msgs) {
+      out.writeUInt32BE(m.length, at);
+      out.set(m, at + 4);
+      at += 4 + m.length;
+    }
+    cmd.publish(channel, out).catch(() => {});
   };
+  const flush = (): void => {
+    if (flushing) clearImmediate(flushing);
+    flushing = undefined;
+    if (batches.size === 0) return;
+    if (healthy && !closed) for (const [channel, msgs] of batches) emit(channel, msgs);
+    batches.clear();
+    batchBytes = 0;
+  };
+  // A data message: msgpack array whose first element (the type) is Frame, Pub or Bcast.
+  const isData = (data: Uint8Array): boolean => data[1] === BusMsg.Frame || data[1] === BusMsg.Pub || data[1] === BusMsg.Bcast;
   const publish = (channel: string, data: Uint8Array): boolean => {
     if (!healthy || closed) return false;
-    cmd.publish(channel, frame(data)).catch(() => {});
+    if (!isData(data)) {
+      flush();
+      emit(channel, [data]);
+      return true;
+    }
+    let list = batches.get(channel);
+    if (!list) batches.set(channel, (list = []));
+    // The caller may reuse its buffer: keep a copy.
+    list.push(data.slice());
+    batchBytes += data.length;
+    if (batchBytes >= 256 * 1024) flush();
+    else flushing ??= setImmediate(flush);
     return true;
   };
 
@@ -156,10 +191,16 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
 
   sub.on('messageBuffer', (_channel: Buffer, message: Buffer) => {
     const n = message[0] ?? 0;
+    if (message.length < 1 + n) return;
     const from = dec.decode(message.subarray(1, 1 + n));
     if (from === relay) return;
     known.add(from);
-    handler?.message(from, new Uint8Array(message.buffer, message.byteOffset + 1 + n, message.length - 1 - n));
+    for (let at = 1 + n; at + 4 <= message.length; ) {
+      const len = message.readUInt32BE(at);
+      if (at + 4 + len > message.length) return; // a torn batch: drop the rest
+      handler?.message(from, new Uint8Array(message.buffer, message.byteOffset + at + 4, len));
+      at += 4 + len;
+    }
   });
 
   return {
@@ -203,6 +244,7 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
     },
     async close() {
       if (closed) return;
+      flush();
       clearInterval(timer);
       // Leave cleanly: names and the relay entry go now, not at the end of their lease.
       try {
