@@ -2,8 +2,8 @@
  * Builds what the browser tests load, once per Playwright run: the packages' dist (tsc: the
  * test page bundles @missive/browser and @missive/core from it, and the specs start the relay
  * from @missive/node's), then the test app with `vite build` and Vite's default configuration
- * (into e2e/app/dist), and the devtools app (apps/devtools/dist). The servers themselves are
- * fixtures (fixtures.ts).
+ * (into e2e/app/dist), the devtools app (apps/devtools/dist) and the chat demo
+ * (apps/demo/dist). The servers themselves are fixtures (fixtures.ts, demo-world.ts).
  */
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
