@@ -2,7 +2,7 @@
  * The Redis fixture (fixtures/redis.ts) that the backplane's tests stand on: a real
  * redis-server on a free port that answers, restarts on the same port, and dies on SIGKILL.
  */
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { once } from 'node:events';
 import { createConnection } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -20,7 +20,7 @@ async function start(): Promise<RedisServer> {
   servers.push(s);
   return s;
 }
-function client(url: string, options: ConstructorParameters<typeof Redis>[1] = {}): Redis {
+function client(url: string, options: RedisOptions = {}): Redis {
   const c = new Redis(url, { lazyConnect: true, ...options });
   clients.push(c);
   return c;
