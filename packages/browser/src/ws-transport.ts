@@ -109,7 +109,7 @@ class BrowserWsTransport implements Transport {
   constructor(ws: WebSocket, hwm: number, url: string) {
     this.#ws = ws;
     this.#hwm = hwm;
-    this.#url = url;
+    this.#url = withoutCredentials(url);
     ws.binaryType = 'arraybuffer';
     ws.addEventListener('message', this.#onMessage);
     ws.addEventListener('error', this.#onError);
@@ -124,6 +124,11 @@ class BrowserWsTransport implements Transport {
 
   get bufferedAmount(): number {
     return this.#ws.bufferedAmount;
+  }
+
+  /** The socket's URL (without user name or password). */
+  get url(): string {
+    return this.#url;
   }
 
   send(data: Uint8Array): boolean {
@@ -214,5 +219,18 @@ class BrowserWsTransport implements Transport {
   #stopDrainWatch(): void {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
+  }
+}
+
+/** `url` with any user name and password taken out (they are not for diagnostics). */
+function withoutCredentials(url: string): string {
+  if (!url.includes('@')) return url;
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url;
   }
 }

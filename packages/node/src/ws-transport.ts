@@ -63,6 +63,11 @@ class WsTransport implements Transport {
     ws.on('close', onClose);
   }
 
+  /** A client socket's URL (without user name or password); undefined on the relay's side. */
+  get url(): string | undefined {
+    return this.#ws.url ? withoutCredentials(this.#ws.url) : undefined;
+  }
+
   /** @internal */
   onMessage(data: Buffer, isBinary: boolean): void {
     if (!isBinary) {
@@ -146,5 +151,18 @@ class WsTransport implements Transport {
     const reason = Buffer.from(info?.reason ?? '').subarray(0, 123).toString();
     if (this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
     else this.#ws.close(code, reason);
+  }
+}
+
+/** `url` with any user name and password taken out (they are not for diagnostics). */
+function withoutCredentials(url: string): string {
+  if (!url.includes('@')) return url;
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url;
   }
 }

@@ -11,6 +11,7 @@ import { ClosedError, ErrorCode, errorFromCode, type MissiveError, type Protocol
 import { openLink, type HelloFields, type Link } from '../link.js';
 import type { CloseInfo, Transport } from '../transport/transport.js';
 import { CloseCode } from '../transport/transport.js';
+import type { PeerSnapshot } from './snapshot.js';
 import type { PeerEvents, ReconnectOptions, TransportFactory } from './types.js';
 
 /** What the session reports to the Peer. */
@@ -151,11 +152,12 @@ export class Session {
     this.#dialing = undefined;
   }
 
-  inspect(): { id: string; name: string | undefined; namespace: string; connected: boolean; reconnecting: boolean; attempts: number; bufferedAmount: number; maxFrame: number } {
+  inspect(): PeerSnapshot['session'] {
     return {
       id: this.#id,
       name: this.#name,
       namespace: this.#namespace,
+      url: this.#conn.transport.url,
       connected: this.connected,
       reconnecting: this.#reconnecting,
       attempts: this.#attempts,

@@ -9,6 +9,11 @@ export interface PeerSnapshot {
     id: string;
     name: string | undefined;
     namespace: string;
+    /**
+     * Where the current link leads, when its transport says (`connect` in `@missive/node` and
+     * `@missive/browser`: the relay's URL, the one in use among several); else undefined.
+     */
+    url: string | undefined;
     connected: boolean;
     reconnecting: boolean;
     /** The reconnection attempt under way (0 when connected). */

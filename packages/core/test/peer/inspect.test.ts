@@ -1,5 +1,6 @@
 /** peer.inspect(): one plain snapshot of every part, as the devtools will read it. */
 import { afterEach, describe, expect, it } from 'vitest';
+import { createPeer, memoryTransportPair, Router } from '../../src/index.js';
 import { Net } from '../helpers.js';
 
 describe('Peer.inspect', () => {
@@ -32,6 +33,24 @@ describe('Peer.inspect', () => {
     const a = alice.inspect();
     expect(a.outbox).toMatchObject({ size: 0, destinations: [] });
     expect(a.inbox.mailboxes[0]!.messages).toEqual([]);
+  });
+
+  it('shows the URL of the link in use when its transport has one (Transport.url), else undefined', async () => {
+    const router = new Router();
+    try {
+      const [c1, s1] = memoryTransportPair();
+      router.accept(s1);
+      Object.defineProperty(c1, 'url', { value: 'ws://relay-a.example/' });
+      const withUrl = await createPeer(c1, { name: 'alice' });
+      expect(withUrl.inspect().session.url).toBe('ws://relay-a.example/');
+      const [c2, s2] = memoryTransportPair();
+      router.accept(s2);
+      const without = await createPeer(c2, { name: 'bob' });
+      expect(without.inspect().session.url).toBeUndefined();
+      await Promise.all([withUrl.close(), without.close()]);
+    } finally {
+      await router.close();
+    }
   });
 
   it('shows unacked messages per destination while the receiver is away', async () => {
