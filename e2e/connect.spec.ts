@@ -1,6 +1,7 @@
 /**
- * `connect` in the browser: typed errors at connect, its options, and reconnection with the
- * outbox as in Node (messages sent while the relay is away arrive once it is back).
+ * `connect` in the browser: typed errors at connect, its options, reconnection with the
+ * outbox as in Node (messages sent while the relay is away arrive once it is back), and a list
+ * of relays (a dead one skipped, a closed one left for the next).
  */
 import { connect as nodeConnect, createRelay } from '@missive/node';
 import { WebSocketServer } from 'ws';
@@ -132,6 +133,50 @@ test.describe('connect', () => {
     } finally {
       await node.close();
       await relay.close(2000);
+    }
+  });
+
+  test('several relays - a dead one is skipped at connect, a closed one left for the next, the URL in use shown; bad lists are TypeErrors', async ({ openApp }) => {
+    const a = await createRelay({ host: '127.0.0.1', port: 0 });
+    const b = await createRelay({ host: '127.0.0.1', port: 0 });
+    const probe = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise<void>((resolve) => probe.once('listening', resolve));
+    const dead = `ws://127.0.0.1:${(probe.address() as AddressInfo).port}/`;
+    await new Promise<void>((resolve) => probe.close(() => resolve()));
+    const sink = await nodeConnect(b.url, { name: 'sink' });
+    try {
+      const page = await openApp();
+      const first = await page.evaluate(
+        async ({ dead, a, b }) => {
+          const { connect } = window.missive;
+          const errors: string[] = [];
+          for (const bad of [[], ['http://127.0.0.1:1/'], [a, 'nope']]) {
+            errors.push(await connect(bad, { store: 'memory' }).then(() => 'connected', (e: Error) => `${e.name}: ${e.message}`));
+          }
+          const p = await connect([dead, a, b], { name: 'roamer', store: 'memory', reconnect: { initialDelay: 20, maxDelay: 200 } });
+          window.peers.roamer = p;
+          window.scratch = { back: new Promise<void>((resolve) => p.on('reconnected', () => resolve())) };
+          return { errors, url: p.inspect().session.url };
+        },
+        { dead, a: a.url, b: b.url },
+      );
+      expect(first.errors).toEqual([
+        'TypeError: connect needs at least one relay URL: the list is empty',
+        'TypeError: a relay URL starts with ws:// or wss://, not http:// ("http://127.0.0.1:1/")',
+        'TypeError: not a URL: "nope" (item 1 of the list)',
+      ]);
+      expect(first.url).toBe(a.url);
+      await a.close(2000);
+      const url = await page.evaluate(async () => {
+        await window.scratch!.back;
+        await window.peers.roamer!.send('sink', 'on b', { waitForDelivery: true });
+        return window.peers.roamer!.inspect().session.url;
+      });
+      expect(url).toBe(b.url);
+      expect((await sink.receive({ timeout: 5000 })).body).toBe('on b');
+    } finally {
+      await sink.close();
+      await Promise.all([a.close(2000), b.close(2000)]);
     }
   });
 });

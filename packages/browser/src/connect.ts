@@ -3,11 +3,12 @@
  * reconnection and outbox behaviour of `@missive/node`'s `connect`, and an IndexedDB outbox by
  * default so unacked messages survive a reload.
  */
-import { createPeer, MemoryStore, type OutboxStore, type Peer, type PeerOptions } from '@missive/core';
+import { MemoryStore, type OutboxStore, type Peer, type PeerOptions } from '@missive/core';
 import { webrtcConnector, type ConnectorOptions } from './direct/connector.js';
 import type { IceServersOption } from './direct/config.js';
 import { directSupported } from './direct/config.js';
 import { IdbStore } from './idb-store.js';
+import { connectToList, relayUrlList, type RelayUrls } from './relay-list.js';
 import { openWsTransport } from './ws-transport.js';
 
 /**
@@ -45,15 +46,21 @@ export interface ConnectOptions extends Omit<PeerOptions, 'store'> {
 }
 
 /**
- * Opens a WebSocket to the relay at `url` and completes the missive handshake. The peer
- * reconnects by itself when the link drops (`reconnect` option; `false` turns it off) and then
- * resends its unacked messages in order. The first connection is not retried: it rejects at
- * once with a typed error: AuthError (`AUTH`), NameTakenError (`NAME_TAKEN`: the name is held on
- * the relay, or this peer's IndexedDB outbox is open in another tab), LimitError (`LIMIT`),
- * TimeoutError, or ClosedError (`CLOSED`, with the reason as `cause`) when the relay cannot be
- * reached.
+ * Opens a WebSocket to a relay and completes the missive handshake. `urls` is one relay URL
+ * (`ws://` or `wss://`) or a list of relays serving the same peers: the first connection tries
+ * them in order (each bounded by `connectTimeout`) until one takes the peer, and every
+ * reconnection moves on to the next one, round-robin, so a peer whose relay died lands on
+ * another; `peer.inspect().session.url` says which one is in use. An empty list or a bad URL
+ * throws a TypeError. The peer reconnects by itself when the link drops (`reconnect` option;
+ * `false` turns it off) and then resends its unacked messages in order. The first connection is
+ * not retried: it rejects with a typed error: AuthError (`AUTH`), NameTakenError (`NAME_TAKEN`:
+ * the name is held on the relay, or this peer's IndexedDB outbox is open in another tab),
+ * LimitError (`LIMIT`), TimeoutError, or ClosedError (`CLOSED`, with the reason as `cause`) when
+ * the relay cannot be reached (with several URLs, when none took it: ClosedError naming each
+ * one's error).
  */
-export async function connect(url: string | URL, options: ConnectOptions = {}): Promise<Peer> {
+export async function connect(urls: RelayUrls, options: ConnectOptions = {}): Promise<Peer> {
+  const list = relayUrlList(urls);
   const { store, database, highWaterMark, iceServers, directLink, ...peerOptions } = options;
   const direct = options.direct ?? 'auto';
   if (direct !== 'auto' && direct !== 'never') throw new TypeError(`direct must be 'auto' or 'never', not ${String(direct)}`);
@@ -67,7 +74,7 @@ export async function connect(url: string | URL, options: ConnectOptions = {}): 
   const outbox = outboxFor(store, options, database);
   const timeout = options.connectTimeout ?? 10_000;
   const wsOptions = { timeout, ...(highWaterMark === undefined ? {} : { highWaterMark }) };
-  return createPeer(() => openWsTransport(url, wsOptions), { ...peerOptions, store: outbox });
+  return connectToList(list, (url) => openWsTransport(url, wsOptions), { ...peerOptions, store: outbox });
 }
 
 function outboxFor(store: StoreOption | undefined, options: ConnectOptions, database: string | undefined): OutboxStore {

@@ -1,11 +1,13 @@
 /**
- * `connect(url, options)`: a core Peer over a ws transport. Connect errors are typed: AUTH and
- * NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`) when unreachable.
+ * `connect(urls, options)`: a core Peer over a ws transport, to one relay URL or several. Connect
+ * errors are typed: AUTH and NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`)
+ * when unreachable.
  */
-import { ClosedError, createPeer, type Peer, type PeerOptions, type Transport } from '@missive/core';
+import { ClosedError, type Peer, type PeerOptions, type Transport } from '@missive/core';
 import { randomBytes } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import WebSocket from 'ws';
+import { connectToList, relayUrlList, type RelayUrls } from './relay-list.js';
 import { wsTransport } from './ws-transport.js';
 
 export interface ConnectOptions extends PeerOptions {
@@ -14,14 +16,20 @@ export interface ConnectOptions extends PeerOptions {
 }
 
 /**
- * Opens a WebSocket to the relay at `url` and completes the missive handshake. The peer
- * reconnects by itself when the link drops (`reconnect` option; `false` turns it off); the
- * first connection is not retried: it rejects at once with a typed error.
+ * Opens a WebSocket to a relay and completes the missive handshake. `urls` is one relay URL
+ * (`ws://` or `wss://`) or a list of relays serving the same peers: the first connection tries
+ * them in order (each bounded by `connectTimeout`) until one takes the peer, and every
+ * reconnection moves on to the next one, round-robin, so a peer whose relay died lands on
+ * another; `peer.inspect().session.url` says which one is in use. An empty list or a bad URL
+ * throws a TypeError. The peer reconnects by itself when the link drops (`reconnect` option;
+ * `false` turns it off); the first connection is not retried: it rejects with a typed error
+ * (with several URLs, when none took it: ClosedError naming each one's error).
  */
-export async function connect(url: string, options: ConnectOptions = {}): Promise<Peer> {
+export async function connect(urls: RelayUrls, options: ConnectOptions = {}): Promise<Peer> {
+  const list = relayUrlList(urls);
   const { tls, ...peerOptions } = options;
   const timeout = options.connectTimeout ?? 10_000;
-  return createPeer(() => openSocket(url, timeout, tls), peerOptions);
+  return connectToList(list, (url) => openSocket(url, timeout, tls), peerOptions);
 }
 
 /** A ws transport to `url`, or ClosedError (with the socket error as cause) if unreachable. */
