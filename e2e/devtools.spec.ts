@@ -230,3 +230,37 @@ test('devtools - a read-only token offers no disconnect or purge, and no message
     await stop(w);
   }
 });
+
+test('devtools - a relay of a cluster shows every relay and its peers, through the Redis backplane', async ({ page }, testInfo) => {
+  const { startRedis } = await import('../packages/node/test/fixtures/redis.js');
+  const redis = await startRedis();
+  const prefix = `devtools${Date.now()}`;
+  const relays: Relay[] = [];
+  const peers: Peer[] = [];
+  try {
+    const a = await createRelay({ host: '127.0.0.1', port: 0, adminToken: ADMIN, serve: { '/devtools/': dist }, backplane: { redis: redis.url, prefix } });
+    relays.push(a);
+    const b = await createRelay({ host: '127.0.0.1', port: 0, backplane: { redis: redis.url, prefix } });
+    relays.push(b);
+    peers.push(await connect(a.url, { name: 'here' }));
+    for (const name of ['there1', 'there2']) peers.push(await connect(b.url, { name }));
+    const otherRelay = b.router.inspect().cluster!.relay;
+    const w: World = { relay: a, peers: [], devtools: `${a.url.replace(/^ws/, 'http').replace(/\/$/, '')}/devtools/` };
+    const errors = await open(page, w, ADMIN);
+    await page.getByRole('navigation', { name: 'Views' }).getByRole('button', { name: 'Overview' }).click();
+    const cluster = page.getByRole('region', { name: 'Cluster' });
+    await expect(cluster).toContainText('reachable');
+    const row = cluster.getByRole('row', { name: new RegExp(otherRelay) });
+    await expect(row).toContainText('2');
+    await expect(cluster.getByRole('row', { name: /this relay/ })).toContainText('1');
+    await shot(page, testInfo, 'cluster');
+    // Redis goes away: the overview says so.
+    await redis.kill();
+    await expect(cluster).toContainText('unreachable');
+    expect(errors).toEqual([]);
+  } finally {
+    await Promise.allSettled(peers.map((p) => p.close()));
+    await Promise.allSettled(relays.map((r) => r.close(1000)));
+    await redis.stop();
+  }
+});

@@ -33,6 +33,8 @@ export interface Overview {
   protocolErrors: number;
   held: { messages: number; bytes: number };
   requests: number;
+  /** This relay's cluster, when it is one of many (a Redis backplane). */
+  cluster?: { relay: string; healthy: boolean; sent: number; received: number; peersByRelay: Record<string, number>; subscribedRelays: number };
 }
 
 export interface PeerRow {

@@ -120,6 +120,40 @@ export function Overview({ data, samples }: { data: OverviewData; samples: Sampl
           )}
         </section>
       </div>
+      {data.cluster && (
+        <section aria-labelledby="cluster-title" className="card">
+          <h2 id="cluster-title">Cluster</h2>
+          <p>
+            This relay is <code>{data.cluster.relay}</code>; its backplane is{' '}
+            {data.cluster.healthy ? <strong>reachable</strong> : <strong role="alert">unreachable: serving local peers only</strong>}.{' '}
+            {num(data.cluster.sent)} messages sent to other relays, {num(data.cluster.received)} received.
+          </p>
+          <table>
+            <thead>
+              <tr>
+                <th scope="col">Relay</th>
+                <th scope="col" className="num">
+                  Peers
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              <tr>
+                <td>
+                  {data.cluster.relay} <span className="muted">(this relay)</span>
+                </td>
+                <td className="num">{num(Object.values(data.peers).reduce((a, b) => a + b, 0) - Object.values(data.cluster.peersByRelay).reduce((a, b) => a + b, 0))}</td>
+              </tr>
+              {Object.entries(data.cluster.peersByRelay).map(([relay, n]) => (
+                <tr key={relay}>
+                  <td>{relay}</td>
+                  <td className="num">{num(n)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+      )}
     </section>
   );
 }

@@ -66,7 +66,7 @@ const dec = new TextDecoder();
 export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
   const prefix = options.prefix ?? 'missive';
   const lease = options.lease ?? 6000;
-  const relay = options.relayId ?? `r${randomToken(6)}`;
+  const relay = options.relayId ?? `r${randomToken(2)}`;
   if (relay.includes('|')) throw new TypeError('relayId may not contain "|"');
   const log = options.log ?? (() => {});
   const relaysKey = `${prefix}:relays`;
