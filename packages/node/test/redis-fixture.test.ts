@@ -46,10 +46,12 @@ describe.skipIf(!redisAvailable())(`redis fixture${redisAvailable() ? '' : ` (${
     const redis = await start();
     const port = redis.port;
     const c = client(redis.url, { maxRetriesPerRequest: null, retryStrategy: () => 20 });
+    c.on('error', () => {}); // refused reconnection attempts while it restarts
     await c.connect();
     await c.set('k', 'v');
-    const closed = once(c, 'close');
-    const ready = closed.then(() => once(c, 'ready'));
+    // Not events.once: it rejects on the 'error' events of those refused attempts.
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    const ready = closed.then(() => new Promise<void>((resolve) => c.once('ready', () => resolve())));
     await redis.restart();
     expect(redis.port).toBe(port);
     await closed;
@@ -62,7 +64,8 @@ describe.skipIf(!redisAvailable())(`redis fixture${redisAvailable() ? '' : ` (${
     const redis = await start();
     const c = client(redis.url);
     await c.connect();
-    const closed = once(c, 'close');
+    c.on('error', () => {}); // its reconnection attempts are refused
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
     await redis.kill();
     await closed;
     const socket = createConnection({ host: '127.0.0.1', port: redis.port });
