@@ -274,15 +274,20 @@ async function main(): Promise<void> {
       // and poll the overview, the peers table (with each inspectable peer's summary) and the
       // topics once a second.
       const p = await connect(args.url, { namespace: '$admin', token: 'bench-admin' });
+      // BENCH_DEVTOOLS=connected|trace|poll narrows what the session does, to find what costs.
+      const mode = process.env.BENCH_DEVTOOLS ?? 'full';
       let events = 0;
       let saturated = 0;
-      await p.subscribe('$relay.trace', (b) => {
-        const batch = b as { events: unknown[]; saturated: boolean };
-        events += batch.events.length;
-        if (batch.saturated) saturated++;
-      }).ready;
-      await p.request('$relay/trace', {});
+      if (mode === 'full' || mode === 'trace') {
+        await p.subscribe('$relay.trace', (b) => {
+          const batch = b as { events: unknown[]; saturated: boolean };
+          events += batch.events.length;
+          if (batch.saturated) saturated++;
+        }).ready;
+        await p.request('$relay/trace', {});
+      }
       const poll = setInterval(() => {
+        if (mode !== 'full' && mode !== 'poll') return;
         for (const op of ['overview', 'peers', 'topics']) p.request(`$relay/${op}`, {}, { timeout: 5000 }).catch(() => {});
       }, 1000);
       onMessage((m) => {
