@@ -42,6 +42,27 @@ async function peer(url: string | string[], name: string, opts: Parameters<typeo
 let nextPrefix = 0;
 const prefix = (): string => `t${process.pid}-${nextPrefix++}`;
 
+describe('a relay without a backplane', () => {
+  it('loads no Redis code', async () => {
+    // A process of its own: the test process may have loaded ioredis for other tests.
+    const { execFileSync } = await import('node:child_process');
+    const script = [
+      "import { createRequire } from 'node:module';",
+      "const { createRelay } = await import('@missive/node');",
+      'const relay = await createRelay({ port: 0 });',
+      'const cache = createRequire(import.meta.url).cache;',
+      "console.log(JSON.stringify(Object.keys(cache).filter((k) => k.includes('ioredis'))));",
+      'await relay.close();',
+    ].join('\n');
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' });
+    expect(JSON.parse(out.trim().split('\n').pop()!)).toEqual([]);
+    // …and one with a backplane does load it (the check can fail).
+    const withRedis = script.replace('createRelay({ port: 0 })', "createRelay({ port: 0, backplane: { redis: 'redis://127.0.0.1:1' } }).catch(() => ({ close: async () => {} }))");
+    const out2 = execFileSync(process.execPath, ['--input-type=module', '-e', withRedis], { cwd: new URL('..', import.meta.url), encoding: 'utf8' });
+    expect(JSON.parse(out2.trim().split('\n').pop()!).length).toBeGreaterThan(0);
+  });
+});
+
 describe.skipIf(!enabled)('relays over Redis', () => {
   it('carries every feature between peers on three relays', async () => {
     const p = prefix();

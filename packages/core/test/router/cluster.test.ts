@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createPeer, MemoryCluster, memoryTransportPair, Router, type Peer, type PeerOptions } from '../../src/index.js';
+import { Board } from '../direct/connector.js';
 
 let routers: Router[] = [];
 let peers: Peer[] = [];
@@ -145,6 +146,24 @@ describe('a cluster of relays', () => {
     await expect.poll(() => t.state).toBe('closed');
     await expect(t.writable.getWriter().write(new Uint8Array(1))).rejects.toMatchObject({ code: 'CLOSED' });
     expect(relays[0]!.inspect().tunnels).toBe(0);
+  });
+
+  it('carries direct-link signalling between peers on different relays, so they upgrade to a direct link', async () => {
+    const { relays } = await cluster(2);
+    const board = new Board();
+    const direct = (name: string): PeerOptions => ({ name, direct: 'auto', directConnector: board.connector(name), directOptions: { stallTimeout: 300, retryMin: 50, retryMax: 400, attemptTimeout: 1000 } });
+    const alice = await on(relays[0]!, direct('alice'));
+    const bob = await on(relays[1]!, direct('bob'));
+    bob.handle('ping', () => 'pong');
+    await expect.poll(() => relays[0]!.inspect().registry.peers).toBe(2);
+    await expect(alice.request('bob/ping', null, { timeout: 2000 })).resolves.toBe('pong');
+    await expect.poll(() => [alice.linkTo('bob'), bob.linkTo('alice')]).toEqual(['direct', 'direct']);
+    expect(board.pairs.length).toBeGreaterThan(0);
+    const crossed = relays[0]!.inspect().cluster!.sent;
+    await alice.send('bob', 'direct now');
+    await expect(bob.receive({ timeout: 2000 })).resolves.toMatchObject({ body: 'direct now' });
+    // The message went over the direct link: nothing more crossed between the relays.
+    expect(relays[0]!.inspect().cluster!.sent).toBe(crossed);
   });
 
   it('frees the names of a relay that dies, and a peer that reconnects elsewhere gets everything sent meanwhile, once, in order', async () => {
