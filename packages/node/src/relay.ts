@@ -69,7 +69,7 @@ export interface RelayOptions {
    * subscriptions, presence and routing with every relay on the same Redis (ioredis, loaded only
    * then), or a `ClusterBus` of your own. Without it the relay runs alone.
    */
-  backplane?: { redis: string; prefix?: string; lease?: number; relayId?: string } | ClusterBus;
+  backplane?: { redis: string; prefix?: string; lease?: number; relayId?: string; maxPendingBytes?: number } | ClusterBus;
 }
 
 export interface Relay {

@@ -73,3 +73,32 @@ describe.skipIf(!enabled)('the Redis hold store', () => {
     }
   });
 });
+
+describe.skipIf(!enabled)('the Redis bus', () => {
+  it('holds at most maxPendingBytes for a Redis that stalls, refusing the rest, and carries on when it answers again', async () => {
+    const { redisBackplane } = await import('../src/backplane/redis.js');
+    const { encodeBus, BusMsg } = await import('@missive/core/internal');
+    const bus = redisBackplane({ redis: redis.url, prefix: `bus${n++}`, maxPendingBytes: 1024 * 1024 });
+    await bus.start({ message: () => {}, relayDown: () => {} });
+    const frame = encodeBus([BusMsg.Frame, 'ns', '~x', new Uint8Array(64 * 1024)]);
+    try {
+      redis.pause();
+      let accepted = 0;
+      let refused = 0;
+      for (let i = 0; i < 100; i++) {
+        if (bus.send('other', frame)) accepted++;
+        else refused++;
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(refused).toBeGreaterThan(0);
+      expect(bus.pendingBytes).toBeLessThanOrEqual(1024 * 1024);
+      expect(accepted * frame.length).toBeLessThanOrEqual(1024 * 1024 + 64);
+      redis.resume();
+      await expect.poll(() => bus.pendingBytes, { timeout: 5000 }).toBe(0);
+      expect(bus.send('other', frame)).toBe(true);
+    } finally {
+      redis.resume();
+      await bus.close();
+    }
+  });
+});

@@ -28,6 +28,12 @@ export interface RedisBackplaneOptions {
   lease?: number;
   /** This relay's id in the cluster. @default random */
   relayId?: string;
+  /**
+   * Bytes sent to Redis that it has not acknowledged yet, at most: past it, what would go to
+   * another relay is refused (dropped as for a slow consumer; a `send` waits in its sender's
+   * outbox, a request fails with LIMIT) instead of piling up in this process. @default 16 MiB
+   */
+  maxPendingBytes?: number;
   /** Told when Redis is lost or back. */
   log?: (level: 'info' | 'warn', message: string, fields: Record<string, unknown>) => void;
 }
@@ -63,7 +69,7 @@ const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** Makes the bus for one relay. */
-export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
+export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { readonly pendingBytes: number } {
   const prefix = options.prefix ?? 'missive';
   const lease = options.lease ?? 6000;
   const relay = options.relayId ?? `r${randomToken(2)}`;
@@ -100,6 +106,9 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
   const batches = new Map<string, Uint8Array[]>();
   let batchBytes = 0;
   let flushing: ReturnType<typeof setImmediate> | undefined;
+  const maxPending = options.maxPendingBytes ?? 16 * 1024 * 1024;
+  // Bytes of PUBLISHes Redis has not answered yet: what this relay holds for the backplane.
+  let pending = 0;
   const emit = (channel: string, msgs: readonly Uint8Array[]): void => {
     let size = 1 + id.length;
     for (const m of msgs) size += 4 + m.length;
@@ -112,7 +121,9 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
       out.set(m, at + 4);
       at += 4 + m.length;
     }
-    cmd.publish(channel, out).catch(() => {});
+    pending += out.length;
+    const settle = (): void => void (pending -= out.length);
+    cmd.publish(channel, out).then(settle, settle);
   };
   const flush = (): void => {
     if (flushing) clearImmediate(flushing);
@@ -126,6 +137,8 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
   const isData = (data: Uint8Array): boolean => data[1] === BusMsg.Frame || data[1] === BusMsg.Pub || data[1] === BusMsg.Bcast;
   const publish = (channel: string, data: Uint8Array): boolean => {
     if (!healthy || closed) return false;
+    // A Redis that does not keep up: refuse rather than hold without bound.
+    if (pending + batchBytes + data.length > maxPending && isData(data)) return false;
     if (!isData(data)) {
       flush();
       emit(channel, [data]);
@@ -207,6 +220,10 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus {
     relay,
     get healthy() {
       return healthy;
+    },
+    /** Bytes waiting for Redis (published, not yet answered, plus this tick's batches). */
+    get pendingBytes() {
+      return pending + batchBytes;
     },
     async start(h) {
       handler = h;
