@@ -16,5 +16,5 @@ export { DedupTable, DEFAULT_DEDUP_STREAMS } from './store/dedup.js';
 export { invalidEntry, invalidDedup, invalidAck } from './store/outbox.js';
 export { StoreLifecycle } from './store/lifecycle.js';
 export type { StoreLifecycleHooks, StoreStatus } from './store/lifecycle.js';
-export { encodeBus, decodeBus, BusMsg, ClusterRegistry } from './router/index.js';
+export { encodeBus, encodeData, decodeBus, BusMsg, ClusterRegistry } from './router/index.js';
 export type { BusMessage } from './router/index.js';

@@ -77,10 +77,10 @@ describe.skipIf(!enabled)('the Redis hold store', () => {
 describe.skipIf(!enabled)('the Redis bus', () => {
   it('holds at most maxPendingBytes for a Redis that stalls, refusing the rest, and carries on when it answers again', async () => {
     const { redisBackplane } = await import('../src/backplane/redis.js');
-    const { encodeBus, BusMsg } = await import('@missive/core/internal');
+    const { encodeData, BusMsg, Kind, BodyCodec } = await import('@missive/core/internal');
     const bus = redisBackplane({ redis: redis.url, prefix: `bus${n++}`, maxPendingBytes: 1024 * 1024 });
     await bus.start({ message: () => {}, relayDown: () => {} });
-    const frame = encodeBus([BusMsg.Frame, 'ns', '~x', new Uint8Array(64 * 1024)]);
+    const frame = encodeData(BusMsg.Pub, 'ns', '', { kind: Kind.Pub, flags: BodyCodec.Raw, topic: 't', from: 'a', body: new Uint8Array(64 * 1024) });
     try {
       redis.pause();
       let accepted = 0;

@@ -9,8 +9,10 @@
  * it will be written; a publish crosses once per relay with a matching subscriber, not once per
  * subscriber.
  */
-import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
+import { Decoder, Encoder } from '@msgpack/msgpack';
 import { ID_PREFIX } from '../address.js';
+import { ByteReader, ByteWriter } from '../codec/bytes.js';
+import { writeFramed, type Frame } from '../codec/frames.js';
 import { TopicTrie } from '../topics.js';
 import type { Claim, LocalPeer, RemotePeer, Registry, RegistrySizes, Route, Space } from './registry.js';
 import { MemoryRegistry } from './registry.js';
@@ -46,9 +48,12 @@ export interface ClusterBus {
   readonly relay: string;
   /** Joins the cluster; messages and relay deaths go to `handler` from then on. */
   start(handler: ClusterHandler): Promise<void>;
-  /** To one relay. False when the bus cannot carry it now (the frame is dropped as if slow). */
+  /**
+   * To one relay. False when the bus cannot carry it now (the frame is dropped as if slow).
+   * `data` is not changed after the call: the bus may keep it until it is sent.
+   */
   send(relay: string, data: Uint8Array): boolean;
-  /** To every other relay. */
+  /** To every other relay (`data` as for `send`). */
   broadcast(data: Uint8Array): boolean;
   /**
    * Claims `name` in `namespace` for `owner`, atomically across the cluster, with a lease the
@@ -91,14 +96,61 @@ export type BusMessage =
   | [typeof Msg.Bcast, string, string, Uint8Array]
   | [typeof Msg.Kick, string, string, string];
 
+// One encoder and decoder for the module: making them per message costs more than the message
+// (the profile of a relay carrying a stream to another relay showed it first).
+const encoder = new Encoder();
+const decoder = new Decoder();
+
+/** First byte of a data message (a frame, publish or broadcast): never a msgpack array's. */
+const DATA = 0xc1;
+// One writer for the data messages: each is built in it and copied out once.
+const dataWriter = new ByteWriter(64 * 1024);
+
+/**
+ * Encodes a bus message into a buffer of its own (the bus may keep it). The data messages
+ * (Frame, Pub, Bcast: most of the traffic) skip msgpack: `0xc1, type, namespace, target or
+ * group, then the frame as written on a connection`, built in one pass and copied out once.
+ */
 export function encodeBus(m: BusMessage): Uint8Array {
-  return msgpackEncode(m);
+  return encoder.encode(m);
+}
+
+/** A Frame, Pub or Bcast bus message carrying `f` (its `from` stamped), in the binary form. */
+export function encodeData(type: typeof Msg.Frame | typeof Msg.Pub | typeof Msg.Bcast, namespace: string, to: string, f: Frame): Uint8Array {
+  const w = dataWriter;
+  w.pos = 0;
+  w.u8(DATA);
+  w.u8(type);
+  w.str(namespace);
+  w.str(to);
+  writeFramed(w, f);
+  return w.take();
 }
 
 /** Decodes a bus message, or undefined when it is not one (a relay never trusts the bus's bytes blindly). */
 export function decodeBus(data: Uint8Array): BusMessage | undefined {
+  if (data[0] === DATA) {
+    try {
+      const r = new ByteReader(data, 2, data.length);
+      const ns = r.str('bus namespace');
+      const to = r.str('bus target');
+      const unit = data.subarray(r.pos);
+      switch (data[1]) {
+        case Msg.Frame:
+          return [Msg.Frame, ns, to, unit];
+        case Msg.Pub:
+          return [Msg.Pub, ns, unit];
+        case Msg.Bcast:
+          return [Msg.Bcast, ns, to, unit];
+        default:
+          return undefined;
+      }
+    } catch {
+      return undefined;
+    }
+  }
   try {
-    const m = msgpackDecode(data);
+    const m = decoder.decode(data);
     return Array.isArray(m) && typeof m[0] === 'number' ? (m as BusMessage) : undefined;
   } catch {
     return undefined;

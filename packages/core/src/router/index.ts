@@ -17,6 +17,6 @@ export type { RequestsSnapshot } from './forwarding.js';
 export type { TunnelSnapshot as RouterTunnelSnapshot } from './tunnels.js';
 export { ADMIN_NAMESPACE, TRACE_TOPIC, CLOSED_KEEP, CONTROL_MAX, TRACE_RATE, TRACE_RATE_MAX, STATS_KEYS, PEERS_MAX, SUMMARY_MAX } from './admin.js';
 export type { AdminRights, AdminAuthHook, ClosedPeer, PeerRow } from './admin.js';
-export { ClusterRegistry, MemoryCluster, encodeBus, decodeBus, Msg as BusMsg } from './cluster.js';
+export { ClusterRegistry, MemoryCluster, encodeBus, encodeData, decodeBus, Msg as BusMsg } from './cluster.js';
 export type { ClusterBus, ClusterHandler, NameOwner, BusClaim, BusMessage } from './cluster.js';
 export type { ClusterSnapshot } from './relays.js';

@@ -3,10 +3,10 @@
  * replica of the other relays current, carries frames for peers on other relays, and hands the
  * frames other relays send here to the part that owns their kind.
  */
-import { decodeFrame, encodeFrame, Kind, type Frame } from '../codec/frames.js';
+import { decodeFrame, Kind, type Frame } from '../codec/frames.js';
 import { ErrorCode } from '../errors.js';
 import { CloseCode } from '../transport/transport.js';
-import { decodeBus, encodeBus, Msg, type ClusterBus, type ClusterRegistry, type ClusterSpace } from './cluster.js';
+import { decodeBus, encodeBus, encodeData, Msg, type ClusterBus, type ClusterRegistry, type ClusterSpace } from './cluster.js';
 import type { Conn } from './conn.js';
 import type { Forwarding } from './forwarding.js';
 import type { RouterPart, RouterPort } from './port.js';
@@ -77,7 +77,7 @@ export class Relays implements RouterPart {
 
   /** Carries `f` (its `from` stamped) to `to` on its relay. False when the bus cannot take it. */
   forward(namespace: string, to: RemotePeer, f: Frame): boolean {
-    const ok = this.#bus.send(to.relay, encodeBus([Msg.Frame, namespace, to.id, encodeFrame(f)]));
+    const ok = this.#bus.send(to.relay, encodeData(Msg.Frame, namespace, to.id, f));
     if (ok) this.sent++;
     return ok;
   }
@@ -87,7 +87,7 @@ export class Relays implements RouterPart {
     let unit: Uint8Array | undefined;
     let n = 0;
     for (const relay of relays) {
-      unit ??= encodeBus([Msg.Pub, namespace, encodeFrame(f)]);
+      unit ??= encodeData(Msg.Pub, namespace, '', f);
       if (this.#bus.send(relay, unit)) n++;
     }
     this.sent += n;
@@ -99,7 +99,7 @@ export class Relays implements RouterPart {
     let unit: Uint8Array | undefined;
     let n = 0;
     for (const relay of relays) {
-      unit ??= encodeBus([Msg.Bcast, namespace, group, encodeFrame(f)]);
+      unit ??= encodeData(Msg.Bcast, namespace, group, f);
       if (this.#bus.send(relay, unit)) n++;
     }
     this.sent += n;

@@ -195,3 +195,23 @@ describe('a cluster of relays', () => {
     expect(bob.mailbox().size).toBe(0);
   });
 });
+
+describe('bus messages', () => {
+  it('round-trip, the data messages in their binary form, and junk decodes to nothing', async () => {
+    const { encodeBus, encodeData, decodeBus, BusMsg } = await import('../../src/internal.js');
+    const { frame, Kind, BodyCodec } = await import('../../src/codec/frames.js');
+    const f = frame(Kind.Msg, { ref: 1, to: 'bob', from: 'alice', origin: 'o', seq: 3, base: 1, sentAt: 5 }, new Uint8Array([1, 2, 3]), BodyCodec.Raw);
+    const data = encodeData(BusMsg.Frame, 'ns', '~id', f);
+    expect(data[0]).toBe(0xc1);
+    const m = decodeBus(data)!;
+    expect(m.slice(0, 3)).toEqual([BusMsg.Frame, 'ns', '~id']);
+    expect(decodeBus(encodeBus([BusMsg.Join, 'ns', 'g', '~id']))).toEqual([BusMsg.Join, 'ns', 'g', '~id']);
+    const rng = (seed: number) => () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const r = rng(3);
+    for (let i = 0; i < 2000; i++) {
+      const junk = Uint8Array.from({ length: Math.floor(r() * 40) }, () => Math.floor(r() * 256));
+      if (r() < 0.3) junk[0] = 0xc1;
+      expect(() => decodeBus(junk)).not.toThrow();
+    }
+  });
+});

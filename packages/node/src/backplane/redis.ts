@@ -133,8 +133,9 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
     batches.clear();
     batchBytes = 0;
   };
-  // A data message: msgpack array whose first element (the type) is Frame, Pub or Bcast.
-  const isData = (data: Uint8Array): boolean => data[1] === BusMsg.Frame || data[1] === BusMsg.Pub || data[1] === BusMsg.Bcast;
+  // A data message (a frame, publish or broadcast) starts with 0xc1 (core's encodeData), a byte
+  // no msgpack message starts with.
+  const isData = (data: Uint8Array): boolean => data[0] === 0xc1;
   const publish = (channel: string, data: Uint8Array): boolean => {
     if (!healthy || closed) return false;
     // A Redis that does not keep up: refuse rather than hold without bound.
@@ -146,8 +147,8 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
     }
     let list = batches.get(channel);
     if (!list) batches.set(channel, (list = []));
-    // The caller may reuse its buffer: keep a copy.
-    list.push(data.slice());
+    // Not changed after the call (the ClusterBus contract): kept as is until the flush.
+    list.push(data);
     batchBytes += data.length;
     if (batchBytes >= 256 * 1024) flush();
     else flushing ??= setImmediate(flush);
