@@ -176,6 +176,21 @@ describe.skipIf(!enabled)('relays over Redis', () => {
     await expect.poll(() => alice.outboxSize, { timeout: 10_000 }).toBe(0);
   });
 
+  it('closes a peer whose name another relay took while this relay could not renew it', async () => {
+    const p = prefix();
+    const a = await createRelay({ port: 0, backplane: { redis: redis.url, prefix: p, lease: 600 } });
+    relays.push(a);
+    const alice = await peer(a.url, 'alice', { reconnect: false });
+    const closed = new Promise<{ error?: unknown }>((resolve) => alice.once('close', resolve));
+    // Another relay's claim, as if alice's lease had lapsed and someone else took the name.
+    const { Redis } = await import('ioredis');
+    const r = new Redis(redis.url);
+    await r.set(`${p}:{default}:name:alice`, 'rother|~x|other-session', 'PX', 60_000);
+    await r.quit();
+    const e = await closed;
+    expect(e.error).toMatchObject({ message: expect.stringContaining('was taken over by another relay'), cause: { code: 'NAME_TAKEN' } });
+  });
+
   it('keeps serving peers on the same relay while Redis is down, refuses what needs it clearly, and recovers', async () => {
     const p = prefix();
     const a = await createRelay({ port: 0, backplane: { redis: redis.url, prefix: p, lease: 1500 } });

@@ -37,6 +37,8 @@ export interface ClusterHandler {
   health?(ok: boolean, reason: string): void;
   /** Back after a gap in which other relays may have taken this one for dead: tell them everything again. */
   rejoined?(): void;
+  /** A name this relay held was claimed by another relay (its lease lapsed): its local holder must go. */
+  nameLost?(namespace: string, name: string, id: string): void;
 }
 
 /**

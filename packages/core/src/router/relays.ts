@@ -72,6 +72,10 @@ export class Relays implements RouterPart {
       },
       health: (ok, reason) => this.#deps.health(ok, reason),
       rejoined: () => void this.#bus.broadcast(encodeBus(this.#registry.state())),
+      nameLost: (ns, name, id) => {
+        const c = this.#registry.localSpace(ns)?.route(id);
+        if (c && c.kind === 'local') this.#port.kick(c, CloseCode.NAME_TAKEN, ErrorCode.NAME_TAKEN, `name "${name}" was taken over by another relay while this relay was cut off from the backplane`);
+      },
     });
   }
 

@@ -91,6 +91,7 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
   const sub = new Redis(options.redis, { ...redisOptions, enableOfflineQueue: true, maxRetriesPerRequest: null });
   for (const c of [cmd, sub]) c.on('error', () => {}); // reported through 'close'/'ready'
   const held = new Map<string, string>(); // name key → our value
+  const heldNames = new Map<string, { namespace: string; name: string; id: string }>(); // name key → whose
   const known = new Set<string>(); // relays heard from
   let handler: ClusterHandler | undefined;
   let healthy = false;
@@ -176,8 +177,20 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
       }
       if (held.size > 0) {
         const p = cmd.pipeline();
-        for (const [k, v] of held) p.eval(RENEW, 1, k, v, lease);
-        await p.exec();
+        const keys = [...held];
+        for (const [k, v] of keys) p.eval(RENEW, 1, k, v, lease);
+        const results = (await p.exec()) ?? [];
+        // 0: another relay holds the name now (ours lapsed during a gap, and it claimed it):
+        // our peer must not go on using it.
+        results.forEach(([err, r], i) => {
+          if (err || r !== 0) return;
+          const [k, v] = keys[i]!;
+          if (held.get(k) !== v) return;
+          held.delete(k);
+          const who = heldNames.get(k);
+          heldNames.delete(k);
+          if (who) handler?.nameLost?.(who.namespace, who.name, who.id);
+        });
       }
     } catch (err) {
       setHealth(false, err instanceof Error ? err.message : String(err));
@@ -250,6 +263,7 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
       const r = (await cmd.eval(CLAIM, 1, k, v, owner.session, lease)) as string | null;
       if (r === null) return { status: 'taken' } satisfies BusClaim;
       held.set(k, v);
+      heldNames.set(k, { namespace: ns, name, id: owner.id });
       if (r === '') return { status: 'claimed' };
       const [prelay = '', pid = '', psession = ''] = r.split('|');
       return { status: 'claimed', previous: { relay: prelay, id: pid, session: psession } };
@@ -257,7 +271,10 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
     release(ns, name, owner) {
       const k = nameKey(ns, name);
       const v = value(owner);
-      if (held.get(k) === v) held.delete(k);
+      if (held.get(k) === v) {
+        held.delete(k);
+        heldNames.delete(k);
+      }
       if (healthy) cmd.eval(RELEASE, 1, k, v).catch(() => {});
     },
     async close() {
@@ -278,6 +295,7 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
       closed = true;
       healthy = false;
       held.clear();
+      heldNames.clear();
       cmd.disconnect();
       sub.disconnect();
     },
