@@ -10,6 +10,7 @@ import type { ClosedError } from '../errors.js';
 import { Mailbox, type MailboxStats, type Message } from '../mailbox.js';
 import type { OutboxStore } from '../store/outbox.js';
 import type { DedupTable } from '../store/dedup.js';
+import { macrotask } from '../schedule.js';
 import type { PeerPart, PeerPort } from './port.js';
 
 export class Inbox implements PeerPart {
@@ -19,6 +20,14 @@ export class Inbox implements PeerPart {
   readonly #capacity: number;
   readonly #mailboxes = new Map<string, Mailbox>();
   #nextBcast = 0;
+  /**
+   * OK acks waiting for the end of the tick, one per stream (origin, destination): the highest
+   * sequence number accepted. The sender settles every message of the stream up to it (acks are
+   * cumulative, since a stream is accepted only in sequence), so a batch of messages costs one
+   * ack instead of one each.
+   */
+  readonly #oks = new Map<string, FrameOf<typeof Kind.Ack>>();
+  #oksScheduled = false;
 
   constructor(port: PeerPort, store: OutboxStore, dedup: DedupTable, capacity: number) {
     this.#port = port;
@@ -40,6 +49,25 @@ export class Inbox implements PeerPart {
     return m as Mailbox<T>;
   }
 
+  #ok(key: string, a: FrameOf<typeof Kind.Ack>): void {
+    const waiting = this.#oks.get(key);
+    if (waiting === undefined || a.seq > waiting.seq) this.#oks.set(key, a);
+    if (this.#oksScheduled) return;
+    this.#oksScheduled = true;
+    macrotask(() => {
+      this.#oksScheduled = false;
+      for (const k of [...this.#oks.keys()]) this.#flushOk(k);
+    });
+  }
+
+  /** Writes the OK waiting for a stream, if any. */
+  #flushOk(key: string): void {
+    const a = this.#oks.get(key);
+    if (a === undefined) return;
+    this.#oks.delete(key);
+    this.#port.write(a);
+  }
+
   /** The mailbox on `port`, if it was made. */
   existing(port: string): Mailbox | undefined {
     return this.#mailboxes.get(port);
@@ -48,10 +76,14 @@ export class Inbox implements PeerPart {
   onMsg(f: FrameOf<typeof Kind.Msg>): void {
     const port = this.#port;
     const { name: dest, port: box } = splitAddress(f.to);
-    const ack = (status: number): void => {
-      port.write(frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status }));
-    };
     const key = `${f.origin}\u0000${dest}`;
+    const ack = (status: number): void => {
+      const a = frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status });
+      if (status === AckStatus.Ok) return this.#ok(key, a);
+      // Any other answer goes after the OKs of its stream that wait (the sender reads them in order).
+      this.#flushOk(key);
+      port.write(a);
+    };
     const accepted = this.#dedup.get(key);
     // The sender says every sequence number below `base` is settled, so a stream we have no
     // state for (or whose gap was abandoned) restarts at `base`.

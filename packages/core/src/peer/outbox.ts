@@ -178,26 +178,29 @@ export class Outbox implements PeerPart {
     const dest = this.#destOf(f);
     if (dest === undefined) return; // a duplicate ack: the message was already settled
     if (f.status === AckStatus.Ok) {
-      // The receiver acked what the relay said it held: the hold was flushed to it, so nothing
-      // else of this stream is held any more (ack timeout must cover it again, in case the
-      // flush went into a link that died).
-      if (this.#held.size > 0) {
-        const entries = this.#dests.get(dest)!.entries;
-        const acked = entries.find((x) => x.seq === f.seq);
-        if (acked && this.#held.has(acked)) for (const x of entries) this.#held.delete(x);
+      // Cumulative: the receiver accepts each stream only in sequence, so an OK for `seq` says
+      // every message of this stream up to it is in its mailbox (a receiver may ack once for a
+      // run of them). They settle oldest first, each with its `delivered`.
+      const q = this.#dests.get(dest)!;
+      let settled = 0;
+      for (;;) {
+        const oldest = q.entries[0];
+        if (!oldest || oldest.seq > f.seq) break;
+        // The receiver has what the relay said it held: the hold was flushed to it, so nothing
+        // else of this stream is held any more (ack timeout must cover it again, in case the
+        // flush went into a link that died).
+        if (this.#held.has(oldest)) for (const x of q.entries) this.#held.delete(x);
+        const e = this.#settle(dest, oldest.seq)!;
+        settled++;
+        const t = this.#port.tracer;
+        if (t.on) t.emit({ type: 'ack', kind: 'Ack', id: e.id, from: f.from, to: e.to, at: Date.now() });
+        this.#port.emit('delivered', { id: e.id, to: e.to });
+        this.#deliveryWaiters.get(e.id)?.resolve();
+        this.#deliveryWaiters.delete(e.id);
       }
-      const e = this.#settle(dest, f.seq);
-      if (!e) return;
-      const q = this.#dests.get(dest);
-      if (q) {
-        q.backoff = RETRY_MIN;
-        q.progressAt = Date.now();
-      }
-      const t = this.#port.tracer;
-      if (t.on) t.emit({ type: 'ack', kind: 'Ack', id: e.id, from: f.from, to: e.to, at: Date.now() });
-      this.#port.emit('delivered', { id: e.id, to: e.to });
-      this.#deliveryWaiters.get(e.id)?.resolve();
-      this.#deliveryWaiters.delete(e.id);
+      if (settled === 0) return; // a duplicate ack: already settled
+      q.backoff = RETRY_MIN;
+      q.progressAt = Date.now();
       this.#pump(dest);
     } else if (f.status === AckStatus.NoRoute) {
       const e = this.#settle(dest, f.seq);

@@ -26,19 +26,30 @@ function make(capacity = 100, dedup = new DedupTable()): { port: TestPort; inbox
 }
 
 describe('Inbox', () => {
-  it('delivers in order once each, acking duplicates again without delivering them', async () => {
+  it('delivers in order once each, acking duplicates again without delivering them, one cumulative OK per stream and tick', async () => {
     const { port, inbox } = make();
     const box = inbox.mailbox<number>('inbox');
     inbox.onMsg(msg(1));
     inbox.onMsg(msg(2));
     inbox.onMsg(msg(1));
     expect(box.size).toBe(2);
-    expect((await acks(port)).sort()).toEqual([
-      [1, AckStatus.Ok],
-      [1, AckStatus.Ok],
+    // One OK for the stream, for the highest accepted: it settles 1 and 2 at the sender.
+    expect(await acks(port)).toEqual([[2, AckStatus.Ok]]);
+    // A duplicate alone is acked again.
+    inbox.onMsg(msg(1));
+    expect(await acks(port)).toEqual([
       [2, AckStatus.Ok],
+      [1, AckStatus.Ok],
     ]);
-    expect([box.tryReceive()?.body, box.tryReceive()?.body]).toEqual([1, 2]);
+    // Two streams: one OK each.
+    inbox.onMsg(msg(1, { origin: 'b1' }));
+    inbox.onMsg(msg(3));
+    inbox.onMsg(msg(2, { origin: 'b1' }));
+    expect((await acks(port)).slice(2).sort()).toEqual([
+      [2, AckStatus.Ok],
+      [3, AckStatus.Ok],
+    ]);
+    expect(Array.from({ length: 5 }, () => box.tryReceive()?.body)).toEqual([1, 2, 1, 3, 2]);
     const a = port.frames(Kind.Ack)[0]!;
     expect([a.to, a.dest, a.origin]).toEqual(['alice', 'me', 'a1']);
   });

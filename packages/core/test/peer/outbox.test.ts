@@ -43,6 +43,23 @@ describe('Outbox', () => {
     expect(out.inspect().destinations).toMatchObject([{ dest: 'bob', unacked: 4, inFlight: 3 }]);
   });
 
+  it('takes an OK as cumulative: it settles every message of the stream up to its seq, oldest first', async () => {
+    const port = testPort();
+    const out = make(port);
+    const ids = await Promise.all([1, 2, 3].map((n) => out.send('bob', n)));
+    out.onAck(ack(2));
+    expect(port.of('delivered')).toEqual([
+      { id: ids[0], to: 'bob' },
+      { id: ids[1], to: 'bob' },
+    ]);
+    expect(out.inspect().size).toBe(1);
+    out.onAck(ack(1)); // late, already settled: nothing
+    expect(port.of('delivered')).toHaveLength(2);
+    out.onAck(ack(3));
+    expect(port.of('delivered').map((d) => (d as { id: string }).id)).toEqual(ids);
+    expect(out.inspect().size).toBe(0);
+  });
+
   it('ignores an ack that does not come from the destination it names', async () => {
     const port = testPort();
     const out = make(port);
