@@ -10,7 +10,6 @@
  * (attached, link lost, closed, inspect) is a loop over the parts.
  */
 import { checkName, DEFAULT_PORT } from '../address.js';
-import { inspectionControl } from './inspection.js';
 import { codecFlag } from '../codec/body.js';
 import { Kind, kindName, type BodyCodec, type Frame } from '../codec/frames.js';
 import { DEFAULT_MAX_FRAME } from '../connection.js';
@@ -31,7 +30,7 @@ import { Outbox } from './outbox.js';
 import type { PeerPart, PeerPort } from './port.js';
 import { PubSub } from './pubsub.js';
 import { Registrations } from './registrations.js';
-import { Requests } from './requests.js';
+import { Requests, type ControlHandler } from './requests.js';
 import { Session } from './session.js';
 import { Tracer } from './tracer.js';
 import { Tunnels } from './tunnels.js';
@@ -134,12 +133,22 @@ export class Peer extends Emitter<PeerEvents> {
       ackTimeout: options.ackTimeout ?? 10_000,
     });
     this.#inbox = new Inbox(port, store, new DedupTable(undefined, state.dedup), options.mailboxCapacity ?? DEFAULT_MAILBOX_CAPACITY);
-    const control = options.inspect
-      ? inspectionControl(options.inspect, {
-          snapshot: (peek) => this.inspect({ peek }),
-          mailbox: (p) => this.#inbox.existing(p),
-          maxFrame: () => (session.maxFrame > 0 ? session.linkMaxFrame : DEFAULT_MAX_FRAME),
-        })
+    // The inspection code is loaded on the relay's first control request, not with the Peer:
+    // an app that never opts in (most) does not ship it in its first chunk.
+    const inspect = options.inspect;
+    let inspection: ControlHandler | undefined;
+    const control: ControlHandler | undefined = inspect
+      ? async (port, body) => {
+          if (!inspection) {
+            const { inspectionControl } = await import('./inspection.js');
+            inspection ??= inspectionControl(inspect, {
+              snapshot: (peek) => this.inspect({ peek }),
+              mailbox: (p) => this.#inbox.existing(p),
+              maxFrame: () => (session.maxFrame > 0 ? session.linkMaxFrame : DEFAULT_MAX_FRAME),
+            });
+          }
+          return inspection(port, body);
+        }
       : undefined;
     this.#requests = new Requests(port, { requestTimeout, maxPendingRequests: options.maxPendingRequests ?? 10_000, control });
     this.#tunnels = new Tunnels(
