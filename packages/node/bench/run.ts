@@ -357,10 +357,15 @@ if (want('durable')) {
   // The cost of the guarantee: the same 64 B messages, fire-and-forget (publish) vs durable
   // (send: outbox, end-to-end ack, dedup) with each store, all through the missive relay.
   log('durable send…');
-  const runs = { publish: [] as number[], memory: [] as number[], always: [] as number[], never: [] as number[] };
+  const runs = { raw: [] as number[], publish: [] as number[], memory: [] as number[], always: [] as number[], never: [] as number[] };
   for (let r = 0; r < ROUNDS; r++) {
+    // Raw ws one-way (nothing acked) in the same rounds: the figure issue 14 compares durable send with.
+    if (impls.includes('raw')) runs.raw.push(await oneway('raw', 64, DURABLE_N));
     runs.publish.push(await oneway('missive', 64, DURABLE_N));
     for (const store of ['memory', 'always', 'never'] as const) runs[store].push(await durable(store));
+  }
+  if (runs.raw.length > 0) {
+    rows.push({ workload: 'durable send, MemoryStore, 64 B (raw: one-way, unacknowledged)', unit: 'msg/s', raw: median(runs.raw), missive: median(runs.memory), higherIsBetter: true, target: '≥ 1.0×', ok: (r) => r >= 1.0 });
   }
   const base = median(runs.publish);
   const row = (workload: string, xs: number[]): void => void durableRows.push({ workload, rate: median(xs), ratio: median(xs) / base });
