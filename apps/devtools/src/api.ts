@@ -1,12 +1,13 @@
 /**
  * The relay's admin channel as the devtools use it: one admin session (a peer in the `$admin`
- * namespace) and the shapes of each `$relay/<op>` reply. The shapes mirror the server's
- * (packages/core/src/router/admin.ts, docs/devtools.md); the app imports only public entry
- * points, so they are written out here.
+ * namespace) and the shapes of each `$relay/<op>` reply (packages/core/src/router/admin.ts,
+ * docs/devtools.md): the rows are the server's own types, re-exported by `@missive/browser`.
  */
-import { connect, type Peer, type PeerSnapshot, type TunnelSnapshot, type TraceEvent } from '@missive/browser';
+import { connect, type ClosedPeer, type ClusterSnapshot, type Peer, type PeerRow, type PeerSnapshot, type TunnelSnapshot, type TraceEvent } from '@missive/browser';
 
-export type { PeerSnapshot, TunnelSnapshot, TraceEvent };
+export type { PeerRow, PeerSnapshot, TunnelSnapshot, TraceEvent };
+/** A closed connection as `$relay/peers` lists it. */
+export type ClosedRow = ClosedPeer;
 
 export interface Rights {
   /** Disconnect peers and purge mailboxes. */
@@ -34,45 +35,7 @@ export interface Overview {
   held: { messages: number; bytes: number };
   requests: number;
   /** This relay's cluster, when it is one of many (a Redis backplane). */
-  cluster?: { relay: string; healthy: boolean; sent: number; received: number; peersByRelay: Record<string, number>; subscribedRelays: number };
-}
-
-export interface PeerRow {
-  id: string;
-  name?: string;
-  namespace: string;
-  connectedAt: number;
-  inspectable: boolean;
-  /** An admin session (namespace `$admin`). */
-  admin?: boolean;
-  framesIn: number;
-  framesOut: number;
-  bytesIn: number;
-  bytesOut: number;
-  buffered: number;
-  groups: string[];
-  subscriptions: string[];
-  tunnels: number;
-  awaiting: number;
-  serving: number;
-  /** Total mailbox depth (inspectable peers only). */
-  mailbox?: number;
-  outbox?: number;
-  /** Round-trip time to the relay in ms. */
-  rtt?: number;
-  /** Direct (WebRTC) links the peer has open. */
-  direct?: number;
-  links?: { direct: number };
-}
-
-export interface ClosedRow {
-  id: string;
-  name?: string;
-  namespace: string;
-  connectedAt: number;
-  closedAt: number;
-  code: number;
-  reason: string;
+  cluster?: ClusterSnapshot;
 }
 
 export interface PeersReply {

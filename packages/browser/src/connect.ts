@@ -3,12 +3,12 @@
  * reconnection and outbox behaviour of `@missive/node`'s `connect`, and an IndexedDB outbox by
  * default so unacked messages survive a reload.
  */
-import { MemoryStore, type OutboxStore, type Peer, type PeerOptions } from '@missive/core';
+import { MemoryStore, type OutboxStore, type Peer, type PeerOptions, type RelayUrls } from '@missive/core';
 import { webrtcConnector, type ConnectorOptions } from './direct/connector.js';
 import type { IceServersOption } from './direct/config.js';
 import { directSupported } from './direct/config.js';
 import { IdbStore } from './idb-store.js';
-import { connectToList, relayUrlList, type RelayUrls } from './relay-list.js';
+import { connectToList, relayUrlList } from '@missive/core/internal';
 import { openWsTransport } from './ws-transport.js';
 
 /**

@@ -9,7 +9,7 @@ import './platform.js';
 
 export { connect } from './connect.js';
 export type { ConnectOptions, StoreOption } from './connect.js';
-export type { RelayUrls } from './relay-list.js';
+export type { RelayUrls } from '@missive/core';
 export { IdbStore } from './idb-store.js';
 export type { IdbStoreOptions, IdbStoreStats } from './idb-store.js';
 export { wsTransport, openWsTransport } from './ws-transport.js';

@@ -12,6 +12,7 @@
  *   and missive sends the real error code in its BYE frame before closing anyway.
  */
 import { ClosedError, CloseCode, TimeoutError, type CloseInfo, type Transport, type TransportHandlers, type TransportStatus } from '@missive/core';
+import { withoutCredentials } from '@missive/core/internal';
 import { Deliveries } from './deliveries.js';
 import { truncateUtf8 } from './utf8.js';
 
@@ -219,18 +220,5 @@ class BrowserWsTransport implements Transport {
   #stopDrainWatch(): void {
     clearTimeout(this.#drainTimer);
     this.#drainTimer = undefined;
-  }
-}
-
-/** `url` with any user name and password taken out (they are not for diagnostics). */
-function withoutCredentials(url: string): string {
-  if (!url.includes('@')) return url;
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.href;
-  } catch {
-    return url;
   }
 }

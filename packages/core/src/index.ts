@@ -92,10 +92,12 @@ export type {
   PeerRow,
   ClusterBus,
   ClusterHandler,
+  ClusterSnapshot,
   NameOwner,
   BusClaim,
 } from './router/index.js';
 export { RELAY_NAME } from './address.js';
+export type { RelayUrls } from './relay-list.js';
 export { MemoryStore } from './store/outbox.js';
 export type { OutboxStore, OutboxEntry, OutboxState } from './store/outbox.js';
 export { memoryTransportPair } from './transport/memory.js';

@@ -18,3 +18,4 @@ export { StoreLifecycle } from './store/lifecycle.js';
 export type { StoreLifecycleHooks, StoreStatus } from './store/lifecycle.js';
 export { encodeBus, encodeData, decodeBus, BusMsg, ClusterRegistry } from './router/index.js';
 export type { BusMessage } from './router/index.js';
+export { relayUrlList, connectToList, withoutCredentials } from './relay-list.js';

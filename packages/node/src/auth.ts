@@ -136,7 +136,8 @@ function headerAlg(token: string): string | undefined {
   }
 }
 
-function safeEqual(a: string, b: string): boolean {
+/** Whether two strings are equal, in time that does not depend on where they differ. */
+export function safeEqual(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

@@ -3,11 +3,11 @@
  * errors are typed: AUTH and NAME_TAKEN from the relay, CLOSED (with the socket error as `cause`)
  * when unreachable.
  */
-import { ClosedError, type Peer, type PeerOptions, type Transport } from '@missive/core';
+import { ClosedError, type Peer, type PeerOptions, type RelayUrls, type Transport } from '@missive/core';
 import { randomBytes } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import WebSocket from 'ws';
-import { connectToList, relayUrlList, type RelayUrls } from './relay-list.js';
+import { connectToList, relayUrlList } from '@missive/core/internal';
 import { wsTransport } from './ws-transport.js';
 
 export interface ConnectOptions extends PeerOptions {

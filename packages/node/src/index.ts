@@ -7,7 +7,7 @@ export { createLogger, silentLogger, isLogLevel } from './logger.js';
 export type { Logger, LogLevel, LoggerOptions } from './logger.js';
 export { connect } from './connect.js';
 export type { ConnectOptions } from './connect.js';
-export type { RelayUrls } from './relay-list.js';
+export type { RelayUrls } from '@missive/core';
 export { FileStore } from './file-store.js';
 export type { FileStoreOptions, FileStoreStats, FsyncMode } from './file-store.js';
 export { toDuplex } from './duplex.js';

@@ -2,12 +2,11 @@
  * `createRelay(options)`: the core Router behind `ws` on an HTTP(S) server, with `/healthz`.
  */
 import { AuthError, DEFAULT_LIMITS, Router, type AdminAuthHook, type AuthHook, type ClusterBus, type RouterLimits } from '@missive/core';
-import { timingSafeEqual } from 'node:crypto';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { createAuth, type RelayAuthOptions } from './auth.js';
+import { createAuth, safeEqual, type RelayAuthOptions } from './auth.js';
 import { silentLogger, type Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { staticHandler } from './static.js';
@@ -249,19 +248,11 @@ function adminAuthFor(options: RelayOptions): AdminAuthHook | undefined {
   };
 }
 
-function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /** Whether `host` only accepts connections from this machine. */
 export function isLoopback(host: string): boolean {
   return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function bearerIs(header: string | undefined, token: string): boolean {
-  const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
-  const want = Buffer.from(token);
-  return given.length === want.length && timingSafeEqual(given, want);
+  return safeEqual(header?.startsWith('Bearer ') ? header.slice(7) : '', token);
 }

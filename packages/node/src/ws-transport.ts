@@ -3,6 +3,7 @@
  * missive message (a batch of frames); text messages are refused with close code 1003.
  */
 import { ClosedError, CloseCode, type CloseInfo, type Transport, type TransportHandlers, type TransportStatus } from '@missive/core';
+import { withoutCredentials } from '@missive/core/internal';
 import type { Socket } from 'node:net';
 import WebSocket from 'ws';
 
@@ -151,18 +152,5 @@ class WsTransport implements Transport {
     const reason = Buffer.from(info?.reason ?? '').subarray(0, 123).toString();
     if (this.#ws.readyState === WebSocket.CONNECTING) this.#ws.terminate();
     else this.#ws.close(code, reason);
-  }
-}
-
-/** `url` with any user name and password taken out (they are not for diagnostics). */
-function withoutCredentials(url: string): string {
-  if (!url.includes('@')) return url;
-  try {
-    const u = new URL(url);
-    u.username = '';
-    u.password = '';
-    return u.href;
-  } catch {
-    return url;
   }
 }

@@ -7,7 +7,6 @@
  * The relays are separate (no backplane): two peers talk once both are on the same relay.
  * Everything runs over real sockets on 127.0.0.1 on free ports.
  */
-import { readFile } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, createRelay, type ConnectOptions, type Peer, type PeerEvents, type Relay, type RelayUrls } from '../src/index.js';
@@ -188,13 +187,6 @@ describe('connect with several relay URLs', () => {
       await expect(alice.receive({ timeout: 2000 })).resolves.toMatchObject({ from: 'carol', body: 'hello alice' });
     });
   }
-
-  it("uses the same relay-list.ts as @missive/browser's connect (one file, kept in two packages)", async () => {
-    const [node, browser] = await Promise.all(
-      ['../src/relay-list.ts', '../../browser/src/relay-list.ts'].map((f) => readFile(new URL(f, import.meta.url), 'utf8')),
-    );
-    expect(browser).toBe(node);
-  });
 
   it('goes round the list: from A to B, then back to A when B goes', async () => {
     const a = await relay();

@@ -49,7 +49,7 @@ function Detail({ data, onChanged }: { data: PeerReply; onChanged: () => void })
   const now = useNow();
   const relayTunnels = Array.isArray(c.tunnels) ? c.tunnels : [];
   const tunnelCount = Array.isArray(c.tunnels) ? c.tunnels.length : c.tunnels;
-  const direct = c.direct ?? c.links?.direct;
+  const direct = c.direct;
   const flow = Object.entries(c.flow ?? {});
   const connection = (
       <section className="card" aria-labelledby="conn-title">

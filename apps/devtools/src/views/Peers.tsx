@@ -22,7 +22,7 @@ export function peerLabel(p: { name?: string; id: string }): string {
 }
 
 function linkOf(p: PeerRow): string {
-  const direct = p.direct ?? p.links?.direct ?? 0;
+  const direct = p.direct ?? 0;
   return direct > 0 ? `relay + ${direct} direct` : 'relay';
 }
 

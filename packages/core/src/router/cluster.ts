@@ -238,7 +238,7 @@ export class ClusterRegistry<P extends LocalPeer = LocalPeer> implements Registr
     const s = this.#local.space(namespace);
     if (!s || s.route(peer.id) !== peer) return this.#local.remove(namespace, peer);
     const held = peer.name !== undefined && s.route(peer.name) === peer;
-    for (const p of s.patternsOf(peer)) this.#unsubscribed(namespace, p);
+    for (const p of s.patternsOf(peer)) this.unsubscribed(namespace, p);
     this.#local.remove(namespace, peer);
     this.#bus.broadcast(encodeBus([Msg.Remove, namespace, peer.id]));
     if (held) this.#bus.release(namespace, peer.name!, { relay: this.#bus.relay, id: peer.id, session: peer.session });
@@ -290,8 +290,8 @@ export class ClusterRegistry<P extends LocalPeer = LocalPeer> implements Registr
     if (n === 0) this.#bus.broadcast(encodeBus([Msg.Sub, namespace, pattern]));
   }
 
-  /** @internal */
-  #unsubscribed(namespace: string, pattern: string): void {
+  /** @internal ClusterSpace: a local peer's subscription to `pattern` went. */
+  unsubscribed(namespace: string, pattern: string): void {
     const m = this.#subCounts.get(namespace);
     const n = m?.get(pattern);
     if (!m || n === undefined) return;
@@ -299,11 +299,6 @@ export class ClusterRegistry<P extends LocalPeer = LocalPeer> implements Registr
     m.delete(pattern);
     if (m.size === 0) this.#subCounts.delete(namespace);
     this.#bus.broadcast(encodeBus([Msg.Unsub, namespace, pattern]));
-  }
-
-  /** @internal ClusterSpace */
-  unsubscribed(namespace: string, pattern: string): void {
-    this.#unsubscribed(namespace, pattern);
   }
 
   /** @internal ClusterSpace */
@@ -323,7 +318,7 @@ export class ClusterRegistry<P extends LocalPeer = LocalPeer> implements Registr
 
   /** Ensures the local space exists (for ClusterSpace writes). */
   ensureLocal(namespace: string): Space<P> {
-    return this.#local.space(namespace) ?? this.#local.ensure(namespace);
+    return this.#local.ensure(namespace);
   }
 
   // ---- what the other relays tell ----

@@ -12,7 +12,7 @@ import type { Conn } from './conn.js';
 import type { HoldResult, HoldStore } from './holds.js';
 import { DropReason } from './metrics.js';
 import { isThenable, type RouterPart, type RouterPort } from './port.js';
-import type { RemotePeer, Registry, Space } from './registry.js';
+import type { RemotePeer, Registry, Route, Space } from './registry.js';
 import type { Relays } from './relays.js';
 
 /** A request in flight through the relay: only `responder` may answer it. Either end may be on another relay. */
@@ -274,9 +274,11 @@ export class Forwarding implements RouterPart {
     const space = this.#registry.space(ns);
     const target = local(space, id);
     const { flow, metrics } = this.#port;
-    const origin = space?.route((f as { from?: string }).from ?? '');
+    // The sender's route is looked up only for an answer back or a request's record: not per frame.
+    const origin = (): Route<Conn> | undefined => space?.route((f as { from?: string }).from ?? '');
     const back = (reply: Frame): void => {
-      if (origin?.kind === 'remote') this.relays?.forward(ns, origin, reply);
+      const to = origin();
+      if (to?.kind === 'remote') this.relays?.forward(ns, to, reply);
     };
     switch (f.kind) {
       case Kind.Msg: {
@@ -302,7 +304,8 @@ export class Forwarding implements RouterPart {
           const code = target ? ErrorCode.LIMIT : ErrorCode.NO_ROUTE;
           return back(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message: target ? `"${target.label}" is not keeping up` : `no peer "${id}"` }));
         }
-        const requester: RemotePeer = origin?.kind === 'remote' ? origin : { kind: 'remote', relay, id: f.from, name: undefined };
+        const from = origin();
+        const requester: RemotePeer = from?.kind === 'remote' ? from : { kind: 'remote', relay, id: f.from, name: undefined };
         target.ownServing().add({ id: f.id, requester, responder: target, start: performance.now(), deadline: Date.now() + Math.min(f.timeout, 0x7fffffff) });
         target.connection.writeEncoded(unit);
         if (metrics.tracing) metrics.trace('forward', f, f.from, target.label);

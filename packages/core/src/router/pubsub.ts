@@ -106,7 +106,7 @@ export class PubSub implements RouterPart {
   }
 
   /** A publish from another relay: to the subscribers here. */
-  inboundPub(ns: string, f: Frame, _unit: Uint8Array): void {
+  inboundPub(ns: string, f: Frame): void {
     if (f.kind !== Kind.Pub) return;
     const space = this.#registry(ns);
     if (!space) return;

@@ -6,7 +6,7 @@
 import { decodeFrame, Kind, type Frame } from '../codec/frames.js';
 import { ErrorCode } from '../errors.js';
 import { CloseCode } from '../transport/transport.js';
-import { decodeBus, encodeBus, encodeData, Msg, type ClusterBus, type ClusterRegistry, type ClusterSpace } from './cluster.js';
+import { decodeBus, encodeBus, encodeData, Msg, type ClusterBus, type ClusterRegistry } from './cluster.js';
 import type { Conn } from './conn.js';
 import type { Forwarding } from './forwarding.js';
 import type { RouterPart, RouterPort } from './port.js';
@@ -127,7 +127,7 @@ export class Relays implements RouterPart {
         }
         case Msg.Pub: {
           const [, ns, unit] = m;
-          return this.#deps.pubsub.inboundPub(ns, decodeFrame(unit, 4, unit.length), unit);
+          return this.#deps.pubsub.inboundPub(ns, decodeFrame(unit, 4, unit.length));
         }
         case Msg.Bcast: {
           const [, ns, group, unit] = m;
@@ -145,11 +145,6 @@ export class Relays implements RouterPart {
     } catch {
       // A malformed message from another relay is dropped; it cannot reach a peer.
     }
-  }
-
-  /** The space of a namespace with cluster lookups. */
-  space(c: Conn): ClusterSpace<Conn> {
-    return c.space as ClusterSpace<Conn>;
   }
 
   /** The cluster as this relay sees it, for `Router.inspect()`. */

@@ -65,8 +65,7 @@ export class Tunnels implements RouterPart {
       this.relays?.forward(ns, end, f);
       return;
     }
-    if (from && !force) this.#port.flow.forward(from, end, f);
-    else if (from) this.#port.flow.forward(from, end, f, true);
+    if (from) this.#port.flow.forward(from, end, f, force);
     else end.connection.write(f);
   }
 

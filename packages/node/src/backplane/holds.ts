@@ -123,19 +123,24 @@ export function redisHoldStore(options: RedisHoldStoreOptions): HoldStore & { cl
       for (let j = 0; j + 2 < out.length; j += 3) learnt.push({ namespace: ns, name, origin: out[j]!, seq: Number(out[j + 1]), sender: out[j + 2]! });
     }
     const all = await redis.zrange(namesKey, 0, 999, 'WITHSCORES');
-    const next: HoldSnapshot['names'] = [];
-    let count = 0;
+    // One round trip for every name's count and bytes, and the total.
+    const p = redis.pipeline();
+    const held: { namespace: string; name: string; since: number }[] = [];
     for (let j = 0; j + 1 < all.length; j += 2) {
       const m = all[j]!;
       const i = m.indexOf('\u0000');
-      const [k, , bk] = keys(m.slice(0, i), m.slice(i + 1));
-      const [n, b] = await Promise.all([redis.xlen(k!), redis.get(bk!)]);
-      count += n;
-      next.push({ namespace: m.slice(0, i), name: m.slice(i + 1), messages: n, bytes: Number(b ?? 0), since: Number(all[j + 1]) });
+      const namespace = m.slice(0, i);
+      const name = m.slice(i + 1);
+      const [k, , bk] = keys(namespace, name);
+      p.xlen(k!).get(bk!);
+      held.push({ namespace, name, since: Number(all[j + 1]) });
     }
-    names = next;
-    messages = count;
-    bytes = Number((await redis.get(totalKey)) ?? 0);
+    p.get(totalKey);
+    const results = (await p.exec()) ?? [];
+    const value = (i: number): unknown => results[i]?.[1];
+    names = held.map((h, i) => ({ ...h, messages: Number(value(2 * i) ?? 0), bytes: Number(value(2 * i + 1) ?? 0) }));
+    messages = names.reduce((n, h) => n + h.messages, 0);
+    bytes = Number(value(2 * held.length) ?? 0);
     pending = 0;
   };
 

@@ -92,7 +92,6 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
   for (const c of [cmd, sub]) c.on('error', () => {}); // reported through 'close'/'ready'
   const held = new Map<string, string>(); // name key → our value
   const heldNames = new Map<string, { namespace: string; name: string; id: string }>(); // name key → whose
-  const known = new Set<string>(); // relays heard from
   let handler: ClusterHandler | undefined;
   let healthy = false;
   let wasDown = false;
@@ -172,7 +171,6 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
       for (const r of dead) {
         if (r === relay) continue;
         await cmd.zrem(relaysKey, r);
-        known.delete(r);
         handler?.relayDown(r);
       }
       if (held.size > 0) {
@@ -221,7 +219,6 @@ export function redisBackplane(options: RedisBackplaneOptions): ClusterBus & { r
     if (message.length < 1 + n) return;
     const from = dec.decode(message.subarray(1, 1 + n));
     if (from === relay) return;
-    known.add(from);
     for (let at = 1 + n; at + 4 <= message.length; ) {
       const len = message.readUInt32BE(at);
       if (at + 4 + len > message.length) return; // a torn batch: drop the rest

@@ -1,9 +1,13 @@
 /**
- * Several relay URLs for one peer (issue 13: relays that form one cluster). The first connect
- * tries them in order until one takes the peer; each reconnection then moves on to the next one,
- * round-robin, so a peer whose relay died lands on another. `@missive/browser` has the same file.
+ * Several relay URLs for one peer (relays that form one cluster). The first connect tries them
+ * in order until one takes the peer; each reconnection then moves on to the next one,
+ * round-robin, so a peer whose relay died lands on another. Both `connect`s (`@missive/node`,
+ * `@missive/browser`) use it with their own socket.
  */
-import { ClosedError, createPeer, ErrorCode, type Peer, type PeerOptions, type Transport } from '@missive/core';
+import { ClosedError, ErrorCode } from './errors.js';
+import { createPeer, type Peer } from './peer/peer.js';
+import type { PeerOptions } from './peer/types.js';
+import type { Transport } from './transport/transport.js';
 
 /** One relay URL, or several (`ws://` or `wss://`) of relays serving the same peers. */
 export type RelayUrls = string | URL | readonly (string | URL)[];
@@ -59,4 +63,17 @@ export async function connectToList(urls: readonly string[], open: (url: string)
   }
   const why = urls.map((url, i) => `${url}: ${errors[i]!.message}`).join('; ');
   throw new ClosedError(`no relay took the connection (${why})`, { cause: errors[errors.length - 1] });
+}
+
+/** `url` with any user name and password taken out (a transport's `url` is for diagnostics). */
+export function withoutCredentials(url: string): string {
+  if (!url.includes('@')) return url;
+  try {
+    const u = new URL(url);
+    u.username = '';
+    u.password = '';
+    return u.href;
+  } catch {
+    return url;
+  }
 }
