@@ -14,15 +14,20 @@
  *   once: every unacked frame is sent again over the relay, each announced by a `replay` signal
  *   with its number, so the other side drops those it had already handled and takes the rest
  *   in order. A later upgrade is retried with backoff.
+ * - Replies follow their request's path: a reply to a request that came over the relay goes
+ *   back over the relay (the relay tracks that request), one to a request that came direct goes
+ *   direct. If that link died before the reply was acked (or before it was written), the reply
+ *   travels inside a `rep` signal over the relay: the relay drops a reply to a request it never
+ *   saw. The requester takes a reply from a direct path only from the peer it asked.
  *
  * The signals are msgpack bodies of SIGNAL frames: over the relay (so its auth applies: a peer
  * can only signal the peers it may reach), and for acks on the link itself.
  */
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { ID_PREFIX } from '../address.js';
-import { AckStatus, BodyCodec, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
+import { AckStatus, BodyCodec, decodeFrame, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
 import { Connection, DEFAULT_MAX_FRAME } from '../connection.js';
-import { ClosedError, messageOf } from '../errors.js';
+import { ClosedError, ErrorCode, messageOf } from '../errors.js';
 import { randomHex } from '../store/ids.js';
 import type { Transport } from '../transport/transport.js';
 import { CloseCode } from '../transport/transport.js';
@@ -81,7 +86,10 @@ export interface DirectPort {
   readonly name: string | undefined;
   /** The relay's frame limit (frames replayed over the relay stay under it). */
   readonly maxFrame: number;
-  /** Hands a frame that came over a direct link (its `from` set) to the Peer's dispatch. */
+  /**
+   * Hands a frame that came over a direct path (a link, or a `rep` signal; its `from` set) to
+   * the Peer's dispatch, which answers a request from it over the same path (`reply`).
+   */
   deliver(f: Frame): void;
   /** A direct link drained (tunnel writers waiting on congestion go on). */
   drain(): void;
@@ -102,6 +110,8 @@ type Signal =
   | { t: 'sig'; a: string; d: unknown }
   | { t: 'switch'; a: string }
   | { t: 'replay'; a: string; n: number; h: number }
+  /** A reply to a request that came direct (frame `n` of link `a`, when it was written on one). */
+  | { t: 'rep'; a?: string; n?: number; f: Uint8Array }
   | { t: 'ack'; n: number };
 
 interface Retained {
@@ -239,6 +249,35 @@ export class DirectLinks implements PeerPart {
     }
     if (this.#auto && UPGRADE_KINDS.has(f.kind)) this.#want(r, name);
     return undefined;
+  }
+
+  /**
+   * Writes the reply to a request that came over a direct path: on the link to the requester,
+   * or, with none (it died since), inside a `rep` signal over the relay.
+   */
+  reply(f: FrameOf<typeof Kind.Rep>, stableBody: boolean): boolean {
+    const r = this.#remotes.get(f.to);
+    const link = r?.link;
+    if (link !== undefined) return this.#writeLink(r!, link, f, stableBody);
+    if (!this.#port.connected) return false;
+    this.#relayReply(f.to, f, undefined, undefined);
+    return true;
+  }
+
+  /**
+   * Sends a reply inside a `rep` signal (the relay forwards signals between peers that may reach
+   * each other and keeps no request state for them). One too large to fit under the relay's
+   * frame limit is replaced by an error reply saying so.
+   */
+  #relayReply(to: string, f: Frame, a: string | undefined, n: number | undefined): void {
+    let bytes = encodeFrame(f);
+    // The signal's own fields and msgpack's headers take well under 256 bytes.
+    if (bytes.length + 256 > (this.#port.maxFrame || DEFAULT_MAX_FRAME)) {
+      const rep = f as FrameOf<typeof Kind.Rep>;
+      const message = `the reply (${f.body.length} bytes) was lost with the direct link and is too large to send again over the relay`;
+      bytes = encodeFrame(frame(Kind.Rep, { to: rep.to, from: '', id: rep.id, code: ErrorCode.LIMIT, message }, new Uint8Array(0), BodyCodec.None));
+    }
+    this.#signal(to, a === undefined ? { t: 'rep', f: bytes } : { t: 'rep', a, n, f: bytes });
   }
 
   #writeLink(r: Remote, link: Link, f: Frame, stableBody: boolean): boolean {
@@ -500,9 +539,31 @@ export class DirectLinks implements PeerPart {
         r.replay = { a: s.a, n: s.n, h: s.h };
         return;
       }
+      case 'rep':
+        return this.#onRepSignal(from, s);
       case 'ack':
         return; // acks travel on the link only
     }
+  }
+
+  /** A reply inside a `rep` signal: handled once, like frame `n` of link `a` if it names one. */
+  #onRepSignal(from: string, s: Extract<Signal, { t: 'rep' }>): void {
+    // `f` is one framed frame, as encodeFrame makes it: [u32 length][frame].
+    let f: Frame | undefined;
+    try {
+      if (s.f.length >= 4 && new DataView(s.f.buffer, s.f.byteOffset, 4).getUint32(0, true) === s.f.length - 4) f = decodeFrame(s.f, 4, s.f.length);
+    } catch {
+      f = undefined;
+    }
+    if (f?.kind !== Kind.Rep) return this.#port.tracer.emit({ type: 'drop', kind: 'Signal', from, reason: 'MALFORMED', at: Date.now() });
+    const r = this.#remotes.get(from);
+    if (s.a !== undefined && r !== undefined && s.a === r.inA) {
+      if (s.n! <= r.inDone) return;
+      r.inDone = s.n!;
+    }
+    f.from = from;
+    if (f.to !== this.#port.name) return this.#port.tracer.drop('Direct', f, 'NOT_DESTINATION');
+    this.#port.deliver(f);
   }
 
   /** A frame from the relay while a replay is pending: false if it was already handled. */
@@ -543,6 +604,11 @@ export class DirectLinks implements PeerPart {
         return typeof o.a === 'string' && Number.isSafeInteger(o.n) && (o.n as number) > 0 && Number.isSafeInteger(o.h)
           ? { t: 'replay', a: o.a, n: o.n as number, h: o.h as number }
           : undefined;
+      case 'rep': {
+        if (!(o.f instanceof Uint8Array)) return undefined;
+        if (o.a === undefined) return { t: 'rep', f: o.f };
+        return typeof o.a === 'string' && Number.isSafeInteger(o.n) && (o.n as number) > 0 ? { t: 'rep', a: o.a, n: o.n as number, f: o.f } : undefined;
+      }
       case 'ack':
         return Number.isSafeInteger(o.n) && (o.n as number) >= 0 ? { t: 'ack', n: o.n as number } : undefined;
       default:
@@ -571,6 +637,11 @@ export class DirectLinks implements PeerPart {
       for (const { n, f } of link.retained) {
         // Frames of tunnels on this link are not resent: those tunnels end below.
         if (TUNNEL_KINDS.has(f.kind)) continue;
+        // The relay drops a reply to a request it never saw (this one came direct).
+        if (f.kind === Kind.Rep) {
+          this.#relayReply(r.name, f, link.a, n);
+          continue;
+        }
         this.#signal(r.name, { t: 'replay', a: link.a, n, h: fingerprint(f) });
         this.#port.relayWrite(f, true);
       }

@@ -108,6 +108,7 @@ export class Peer extends Emitter<PeerEvents> {
     const self = this;
     const port: PeerPort = {
       write: (f, stableBody) => this.#write(f, stableBody),
+      reply: (f, direct) => (direct ? this.#direct.reply(f, false) : session.write(f)),
       get connected() {
         return session.connected;
       },
@@ -174,7 +175,7 @@ export class Peer extends Emitter<PeerEvents> {
         get maxFrame() {
           return session.maxFrame;
         },
-        deliver: (f) => this.#onFrame(f),
+        deliver: (f) => this.#onFrame(f, true),
         drain: () => this.#tunnels.onDrain(),
         link: (e) => this.emit('link', e),
         tunnelsLost: (keys, err) => this.#tunnels.fail(keys, err),
@@ -471,17 +472,18 @@ export class Peer extends Emitter<PeerEvents> {
     this.#onFrame(f);
   }
 
-  #onFrame(f: Frame): void {
+  /** A frame from the relay, or from a direct path (`direct`: a link or a reply signal). */
+  #onFrame(f: Frame, direct = false): void {
     switch (f.kind) {
       case Kind.Msg:
         return this.#inbox.onMsg(f);
       case Kind.Ack:
         return this.#outbox.onAck(f);
       case Kind.Req:
-        void this.#requests.onReq(f);
+        void this.#requests.onReq(f, direct);
         return;
       case Kind.Rep:
-        return this.#requests.onRep(f);
+        return this.#requests.onRep(f, direct);
       case Kind.Pub:
         return this.#pubsub.onPub(f);
       case Kind.Bcast:

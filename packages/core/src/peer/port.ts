@@ -3,7 +3,7 @@
  * three-method port), and the lifecycle each implements. No part sees the Peer or another part
  * except through what its constructor is given.
  */
-import type { BodyCodec, Frame } from '../codec/frames.js';
+import type { BodyCodec, Frame, FrameOf, Kind } from '../codec/frames.js';
 import type { ClosedError } from '../errors.js';
 import type { PeerEvents } from './types.js';
 import type { Tracer } from './tracer.js';
@@ -14,6 +14,11 @@ export interface PeerPort {
    * is dropped, not queued). `stableBody` says the body will not change (see Connection.write).
    */
   write(f: Frame, stableBody?: boolean): boolean;
+  /**
+   * Sends the reply to a request over the path the request came on: `direct` if it came over
+   * a direct link (see DirectLinks.reply), else over the relay, which tracks the request.
+   */
+  reply(f: FrameOf<typeof Kind.Rep>, direct: boolean): boolean;
   /** Whether the link is up (false while reconnecting and after close). */
   readonly connected: boolean;
   /** Why the peer is closed, once it is. */

@@ -177,9 +177,15 @@ export class Requests implements PeerPart {
     if (t.on) t.emit({ type: 'send', kind: 'Req', id: String(id), to: p.to, size: p.body.length, at: Date.now() });
   }
 
-  onRep(f: FrameOf<typeof Kind.Rep>): void {
+  /**
+   * A reply. Over the relay it is from the peer asked (the relay answers only what it forwarded);
+   * over a direct path (`direct`) that is checked here: a peer that has seen this peer's request
+   * ids must not answer a request that went to another.
+   */
+  onRep(f: FrameOf<typeof Kind.Rep>, direct = false): void {
     const p = this.#pending.get(f.id);
     if (!p) return; // timed out or aborted already
+    if (direct && splitAddress(p.to).name !== f.from) return this.#port.tracer.drop('Rep', f, 'NOT_DESTINATION');
     p.cleanup();
     const t = this.#port.tracer;
     if (t.on) t.emit({ type: 'receive', kind: 'Rep', id: String(f.id), from: f.from, size: f.body.length, at: Date.now() });
@@ -194,7 +200,8 @@ export class Requests implements PeerPart {
     }
   }
 
-  async onReq(f: FrameOf<typeof Kind.Req>): Promise<void> {
+  /** A request; `direct` if it came over a direct path, where its reply then goes too. */
+  async onReq(f: FrameOf<typeof Kind.Req>, direct = false): Promise<void> {
     const port = this.#port;
     const box = splitAddress(f.to).port;
     const reply = (code: string, message: string, value?: unknown): void => {
@@ -208,7 +215,7 @@ export class Requests implements PeerPart {
         bytes = new Uint8Array(0);
         codec = BodyCodec.None;
       }
-      port.write(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message }, bytes, codec));
+      port.reply(frame(Kind.Rep, { to: f.from, from: '', id: f.id, code, message }, bytes, codec), direct);
     };
     if (box.charCodeAt(0) === 0x24) return this.#control(f, box, reply);
     const handler = this.#handlers.get(box);

@@ -5,7 +5,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { encode } from '@msgpack/msgpack';
-import { BodyCodec, frame, Kind, PROTOCOL_VERSION } from '../../src/internal.js';
+import { BodyCodec, encodeFrame, frame, Kind, PROTOCOL_VERSION } from '../../src/internal.js';
 import { type LinkEvent, type Peer, type PeerOptions, type Tunnel } from '../../src/index.js';
 import { Rng } from '../../src/testing.js';
 import { Net, nextEvent, RawClient } from '../helpers.js';
@@ -171,6 +171,64 @@ describe('direct links', () => {
     expect(bob.mailbox().size).toBe(0);
   });
 
+  it('gets the reply to a request that went direct when the reply was lost with the link (the relay never saw that request)', async () => {
+    const { board, alice, bob } = await pair();
+    await upgrade(alice, bob);
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    bob.handle('slow', async (x) => {
+      await gate;
+      return x;
+    });
+    const asked = alice.request('bob/slow', 7, { timeout: 5000 });
+    // The request reached bob and he acked it on the link: alice keeps nothing of it to resend.
+    await expect.poll(() => {
+      const r = alice.inspect().direct.remotes[0]!;
+      return r.sent > 0 && r.acked === r.sent;
+    }).toBe(true);
+    // Now bob's side swallows: his reply goes into the link and is lost there.
+    board.end('bob', 'alice').swallow = true;
+    const fellBack = linked(bob, 'alice', 'relay');
+    release();
+    expect((await fellBack).reason).toMatch(/stalled/);
+    expect(await asked).toBe(7);
+    expect(net.router.metrics().drops.NOT_REQUESTED ?? 0).toBe(0);
+  });
+
+  it('answers a request over the path it came on: a reply to a relayed request is not sent on a direct link', async () => {
+    const { alice, bob } = await pair();
+    bob.handle('echo', (x) => x);
+    // Alice asks by bob's id (never a direct path); the upgrade happens meanwhile by name.
+    await upgrade(alice, bob);
+    const repsBefore = net.router.metrics().framesIn.Rep ?? 0;
+    expect(await alice.request(`${bob.id}/echo`, 'by id')).toBe('by id');
+    expect((net.router.metrics().framesIn.Rep ?? 0) - repsBefore).toBe(1);
+    expect(net.router.metrics().drops.NOT_REQUESTED ?? 0).toBe(0);
+  });
+
+  it('refuses a reply on a direct link from a peer the request did not go to', async () => {
+    net = new Net();
+    const board = new Board();
+    const alice = await net.peer(peerOptions(board, 'alice'));
+    const bob = await net.peer(peerOptions(board, 'bob'));
+    const carol = await net.peer({ name: 'carol' });
+    await upgrade(alice, bob);
+    // Carol takes her time; meanwhile bob forges her reply on the direct link (he has seen
+    // alice's request ids, which count up).
+    let answer: (() => void) | undefined;
+    carol.handle('slow', () => new Promise<string>((res) => (answer = () => res('from carol'))));
+    const ids: number[] = [];
+    alice.on('trace', (e) => {
+      if (e.type === 'send' && e.kind === 'Req') ids.push(Number(e.id));
+    });
+    const asked = alice.request('carol/slow', null, { timeout: 5000 });
+    await expect.poll(() => answer !== undefined).toBe(true);
+    board.end('bob', 'alice').inner.send(encodeFrame(frame(Kind.Rep, { to: 'alice', from: '', id: ids[0]!, code: '', message: '' }, encode('forged'), BodyCodec.Msgpack)));
+    expect(await alice.request('bob/ping', null)).toBe('pong');
+    answer!();
+    expect(await asked).toBe('from carol');
+  });
+
   it('falls back once a link holds more than maxUnackedBytes unacked, keeping what it holds bounded', async () => {
     const { board, alice, bob } = await pair(new Board(), { directOptions: { ...fast, stallTimeout: 60_000, maxUnackedBytes: 64 * 1024 } });
     await upgrade(alice, bob);
@@ -280,6 +338,14 @@ describe('direct links', () => {
       { t: 'replay', a: 'x', n: 1.5, h: 0 }, { t: 'ack', n: 'all' }, { t: 'want', extra: true }, { t: 'no' },
       // Well formed, but from mallory: they touch mallory's own state at bob, never alice's.
       { t: 'replay', a: 'whatever', n: 1, h: 1 }, { t: 'switch', a: 'whatever' }, { t: 'ack', n: 1_000_000 },
+      // Reply signals: no frame, bytes that are no frame, a frame that is no reply, a bad length
+      // prefix, a bad number; then a well-formed reply to a request bob never made.
+      { t: 'rep' }, { t: 'rep', f: 'x' }, { t: 'rep', f: new Uint8Array([1, 2, 3]) },
+      { t: 'rep', f: encodeFrame(frame(Kind.Msg, { ref: 1, to: 'bob', from: '', origin: 'o', seq: 1, base: 1, sentAt: 0 }, new Uint8Array(1), BodyCodec.Raw)) },
+      { t: 'rep', f: encodeFrame(frame(Kind.Rep, { to: 'bob', from: '', id: 1, code: '', message: '' }, new Uint8Array(1), BodyCodec.Raw)).subarray(0, 9) },
+      { t: 'rep', a: 'x', n: 0, f: encodeFrame(frame(Kind.Rep, { to: 'bob', from: '', id: 1, code: '', message: '' }, new Uint8Array(1), BodyCodec.Raw)) },
+      { t: 'rep', f: encodeFrame(frame(Kind.Rep, { to: 'bob', from: '', id: 12345, code: '', message: '' }, new Uint8Array(1), BodyCodec.Raw)) },
+      { t: 'rep', f: encodeFrame(frame(Kind.Rep, { to: 'alice', from: '', id: 12345, code: '', message: '' }, new Uint8Array(1), BodyCodec.Raw)) },
     ];
     for (const s of shapes) mallory.send(frame(Kind.Signal, { to: 'bob', from: '' }, encode(s), BodyCodec.Msgpack));
     for (let i = 0; i < 300; i++) {

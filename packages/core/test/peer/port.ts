@@ -44,6 +44,9 @@ export function testPort(options: { connected?: boolean; label?: string; codec?:
       port.written.push({ ...f, body: f.body.slice() });
       return true;
     },
+    reply(f) {
+      return port.write(f);
+    },
     nextRef: () => ref++,
     error: (err) => port.errors.push(err),
     emit: (type, event) => port.events.push({ type, event }),
