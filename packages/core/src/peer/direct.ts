@@ -375,6 +375,17 @@ export class DirectLinks implements PeerPart {
       ackTimer: undefined,
       tunnels: new Set(),
     };
+    r.earlySwitch = undefined;
+    r.link = link;
+    r.inA = a;
+    r.inCount = 0;
+    r.inDone = 0;
+    r.backoff = this.#opts.retryMin;
+    r.lastError = undefined;
+    this.#open++;
+    // The other side may have written before this side's end reported open, and a transport may
+    // hand what it holds over inside `listen`: nothing is taken before the link is set up.
+    transport.pause();
     link.conn = new Connection(
       transport,
       {
@@ -386,18 +397,11 @@ export class DirectLinks implements PeerPart {
       // Frames on the link are the relay's frames; room for a header over the relay's limit.
       { maxFrameBytes: (this.#port.maxFrame || DEFAULT_MAX_FRAME) + 4096 },
     );
-    r.earlySwitch = undefined;
-    r.link = link;
-    r.inA = a;
-    r.inCount = 0;
-    r.inDone = 0;
-    r.backoff = this.#opts.retryMin;
-    r.lastError = undefined;
-    this.#open++;
     this.#stallTimer ??= setInterval(() => this.#checkStalls(), Math.max(50, this.#opts.stallTimeout / 4));
     // Everything written to the relay before this is handled first by the other side.
     this.#signal(r.name, { t: 'switch', a });
     this.#port.link({ name: r.name, link: 'direct' });
+    if (r.link === link) transport.resume();
   }
 
   // ---- frames in ---------------------------------------------------------------------------

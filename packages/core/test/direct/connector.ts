@@ -13,6 +13,8 @@ interface Offer {
 export class Board {
   /** While true, attempts fail (the responder answers nothing; the initiator's attempt rejects). */
   failing = false;
+  /** While true, the initiator reports its end open only 50 ms after the channel exists (the other end writes first). */
+  slowOpen = false;
   /** Every channel end opened, newest last, by owner name. */
   readonly ends: { owner: string; remote: string; end: Lossy }[] = [];
   readonly #pending = new Map<number, Transport>();
@@ -39,7 +41,9 @@ export class Board {
           const end = new Lossy(t);
           this.ends.push({ owner, remote, end });
           opened = end;
-          resolve(end);
+          // A WebRTC end may receive before its own side reports open: let data arrive first.
+          if (this.slowOpen && initiator) setTimeout(() => resolve(end), 50);
+          else resolve(end);
         };
         if (initiator) this.initiators.push(owner);
         if (initiator) {
@@ -80,11 +84,33 @@ export class Board {
   }
 }
 
-/** A transport that can be made to swallow what is sent on it (a stalled channel). */
+/**
+ * A transport that can be made to swallow what is sent on it (a stalled channel). Like the
+ * browser's data channel transport, it takes messages from the moment the channel exists, holds
+ * them until `listen`, and hands the held ones over synchronously inside `listen` (unless paused).
+ */
 export class Lossy implements Transport {
   swallow = false;
   sent = 0;
-  constructor(readonly inner: Transport) {}
+  #handlers: TransportHandlers | undefined;
+  #held: Uint8Array[] = [];
+  #paused = false;
+  #closed: CloseInfo | undefined;
+
+  constructor(readonly inner: Transport) {
+    inner.listen({
+      message: (data) => {
+        if (this.#handlers && !this.#paused && this.#held.length === 0) this.#handlers.message(data);
+        else this.#held.push(data);
+      },
+      drain: () => this.#handlers?.drain(),
+      close: (info) => {
+        this.#closed = info;
+        if (this.#handlers) this.#flush();
+        this.#handlers?.close(info);
+      },
+    });
+  }
   get status() {
     return this.inner.status;
   }
@@ -96,15 +122,23 @@ export class Lossy implements Transport {
     return this.swallow ? true : this.inner.send(data);
   }
   listen(h: TransportHandlers): void {
-    this.inner.listen(h);
+    this.#handlers = h;
+    this.#flush();
+    if (this.#closed) h.close(this.#closed);
   }
   pause(): void {
+    this.#paused = true;
     this.inner.pause();
   }
   resume(): void {
+    this.#paused = false;
+    this.#flush();
     this.inner.resume();
   }
   close(info?: Partial<CloseInfo>): void {
     this.inner.close(info);
+  }
+  #flush(): void {
+    while (this.#handlers && !this.#paused && this.#held.length > 0) this.#handlers.message(this.#held.shift()!);
   }
 }

@@ -171,6 +171,29 @@ describe('direct links', () => {
     expect(bob.mailbox().size).toBe(0);
   });
 
+  it('takes what came over the channel before its own side of it opened, in order', async () => {
+    const board = new Board();
+    board.slowOpen = true;
+    const { alice, bob } = await pair(board);
+    alice.handle('echo', (x) => x);
+    // Bob answers the offer, so his side opens first: he writes at once, before alice's side is open.
+    const asked: Promise<unknown>[] = [];
+    bob.on('link', (e) => {
+      if (e.link !== 'direct') return;
+      for (let i = 0; i < 5; i++) asked.push(bob.request('alice/echo', i, { timeout: 2000 }));
+      for (let i = 0; i < 5; i++) void bob.send('alice', i);
+    });
+    await upgrade(alice, bob);
+    expect(asked).toHaveLength(5);
+    // More traffic after it: alice's acks for it must not cover frames she never took.
+    for (let i = 5; i < 45; i++) await bob.send('alice', i);
+    expect(await Promise.all(asked)).toEqual([0, 1, 2, 3, 4]);
+    const got: number[] = [];
+    for (let i = 0; i < 45; i++) got.push((await alice.receive<number>({ timeout: 2000 })).body);
+    expect(got).toEqual([...Array(45).keys()]);
+    expect(bob.linkTo('alice')).toBe('direct');
+  });
+
   it('gets the reply to a request that went direct when the reply was lost with the link (the relay never saw that request)', async () => {
     const { board, alice, bob } = await pair();
     await upgrade(alice, bob);
