@@ -530,11 +530,14 @@ export class DirectLinks implements PeerPart {
           r.earlySwitch = s.a;
           return;
         }
-        link.switched = true;
-        const held = link.held.splice(0);
+        // The held frames first, then what the link brings after them: resuming the link may
+        // hand frames over at once, and they are numbered after the held ones.
+        const held = link.held;
         let n = r.inCount - held.length;
-        if (held.length >= HOLD_PAUSE) link.conn.transport.resume();
-        for (const h of held) this.#handle(r, ++n, h);
+        for (let i = 0; i < held.length && r.link === link; i++) this.#handle(r, ++n, held[i]!);
+        link.held = [];
+        link.switched = true;
+        if (held.length >= HOLD_PAUSE && r.link === link) link.conn.transport.resume();
         return;
       }
       case 'replay': {

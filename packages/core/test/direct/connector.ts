@@ -126,14 +126,18 @@ export class Lossy implements Transport {
     this.#flush();
     if (this.#closed) h.close(this.#closed);
   }
+  /** Messages received and not yet handed over (before `listen`, or while paused). */
+  get queued(): number {
+    return this.#held.length;
+  }
+  // A browser cannot stop reading a data channel: a pause holds what arrives, and `resume`
+  // hands it over at once.
   pause(): void {
     this.#paused = true;
-    this.inner.pause();
   }
   resume(): void {
     this.#paused = false;
     this.#flush();
-    this.inner.resume();
   }
   close(info?: Partial<CloseInfo>): void {
     this.inner.close(info);

@@ -4,8 +4,8 @@
  * relay without loss, duplicates or reordering.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { encode } from '@msgpack/msgpack';
-import { BodyCodec, encodeFrame, frame, Kind, PROTOCOL_VERSION } from '../../src/internal.js';
+import { decode, encode } from '@msgpack/msgpack';
+import { BodyCodec, encodeFrame, frame, Kind, PROTOCOL_VERSION, type Frame } from '../../src/internal.js';
 import { type LinkEvent, type Peer, type PeerOptions, type Tunnel } from '../../src/index.js';
 import { Rng } from '../../src/testing.js';
 import { Net, nextEvent, RawClient } from '../helpers.js';
@@ -191,6 +191,43 @@ describe('direct links', () => {
     const got: number[] = [];
     for (let i = 0; i < 45; i++) got.push((await alice.receive<number>({ timeout: 2000 })).body);
     expect(got).toEqual([...Array(45).keys()]);
+    expect(bob.linkTo('alice')).toBe('direct');
+  });
+
+  it('handles in order what the link brought before the switch came over the relay, even past the pause bound', async () => {
+    net = new Net();
+    const board = new Board();
+    // Bob's relay link keeps alice's `switch` back until the test lets it go: meanwhile what
+    // alice writes on the link waits at bob (the first 256 held, the rest in the paused channel).
+    let holding = true;
+    const kept: Frame[] = [];
+    const isSwitch = (f: Frame): boolean => f.kind === Kind.Signal && (decode(f.body) as { t?: string }).t === 'switch';
+    const alice = await net.peer(peerOptions(board, 'alice'));
+    const bob = await net.peer(peerOptions(board, 'bob'), {
+      in: (f) => {
+        if (holding && isSwitch(f)) {
+          kept.push(f);
+          return [];
+        }
+        if (!holding && kept.length > 0) return [...kept.splice(0), f];
+        return [f];
+      },
+    });
+    const carol = await net.peer({ name: 'carol' });
+    bob.handle('echo', (x) => x);
+    await alice.request('bob/echo', 0);
+    await linked(alice, 'bob', 'direct');
+    const echoed = alice.request('bob/echo', 1, { timeout: 3000 });
+    for (let i = 0; i < 400; i++) await alice.send('bob', i);
+    const echoed2 = alice.request('bob/echo', 2, { timeout: 3000 });
+    await expect.poll(() => board.end('bob', 'alice').queued).toBeGreaterThan(0);
+    expect(kept).toHaveLength(1);
+    holding = false;
+    await carol.send('bob', 'nudge');
+    expect(await Promise.all([echoed, echoed2])).toEqual([1, 2]);
+    const got: unknown[] = [];
+    for (let i = 0; i < 401; i++) got.push((await bob.receive({ timeout: 3000 })).body);
+    expect(got.filter((x) => x !== 'nudge')).toEqual([...Array(400).keys()]);
     expect(bob.linkTo('alice')).toBe('direct');
   });
 
