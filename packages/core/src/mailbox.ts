@@ -128,7 +128,6 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
       return Promise.reject(err);
     }
     if (found) return Promise.resolve(found);
-    const error = new TimeoutError(`no message in mailbox "${this.name}" within ${timeout} ms`);
     return new Promise<Message<T>>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const cleanup = (): void => {
@@ -154,9 +153,11 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
       };
       this.#waiters.push(waiter);
       if (timeout !== undefined) {
+        // The error is made when the deadline passes: capturing a stack costs microseconds, and
+        // a consumer that waits for each message would pay it every time.
         timer = setTimeout(() => {
           cleanup();
-          reject(error);
+          reject(new TimeoutError(`no message in mailbox "${this.name}" within ${timeout} ms`));
         }, timeout);
       }
       signal?.addEventListener('abort', onAbort, { once: true });
@@ -210,15 +211,28 @@ export class Mailbox<T = unknown> implements AsyncIterable<Message<T>> {
   }
 
   /** Receives messages forever, until the mailbox closes (then the loop ends). */
-  async *[Symbol.asyncIterator](): AsyncIterator<Message<T>> {
-    for (;;) {
-      try {
-        yield await this.receive();
-      } catch (err) {
-        if (err instanceof ClosedError) return;
-        throw err;
-      }
-    }
+  [Symbol.asyncIterator](): AsyncIterator<Message<T>> {
+    // By hand rather than an async generator: one promise per message (receive's), where a
+    // generator's `yield await` adds its own queue and promise hops to every step.
+    let done = false;
+    const end: IteratorResult<Message<T>> = { value: undefined, done: true };
+    return {
+      next: (): Promise<IteratorResult<Message<T>>> => {
+        if (done) return Promise.resolve(end);
+        return this.receive().then(
+          (value) => ({ value, done: false }),
+          (err: unknown) => {
+            done = true;
+            if (err instanceof ClosedError) return end;
+            throw err;
+          },
+        );
+      },
+      return: (): Promise<IteratorResult<Message<T>>> => {
+        done = true;
+        return Promise.resolve(end);
+      },
+    };
   }
 
   /** Rejects every waiting `receive` with `error`; later calls reject too. Queued messages stay readable by `peek`. */

@@ -13,6 +13,15 @@ import type { DedupTable } from '../store/dedup.js';
 import { macrotask } from '../schedule.js';
 import type { PeerPart, PeerPort } from './port.js';
 
+/** A stream that accepted messages this tick (see Inbox.#accepted). */
+interface Accepted {
+  seq: number;
+  /** The sender, as the relay named it on the newest message. */
+  to: string;
+  dest: string;
+  origin: string;
+}
+
 export class Inbox implements PeerPart {
   readonly #port: PeerPort;
   readonly #store: OutboxStore;
@@ -28,6 +37,13 @@ export class Inbox implements PeerPart {
    */
   readonly #oks = new Map<string, FrameOf<typeof Kind.Ack>>();
   #oksScheduled = false;
+  /**
+   * Streams that accepted messages this tick, with the highest sequence number accepted: at the
+   * end of the tick each gets one dedup write to the store and, once that is durable, one OK.
+   * Per message, acceptance is then a few field writes (no promise, no ack frame of its own).
+   */
+  readonly #accepted = new Map<string, Accepted>();
+  #acceptedScheduled = false;
 
   constructor(port: PeerPort, store: OutboxStore, dedup: DedupTable, capacity: number) {
     this.#port = port;
@@ -60,6 +76,43 @@ export class Inbox implements PeerPart {
     });
   }
 
+  #accept(key: string, f: FrameOf<typeof Kind.Msg>, dest: string): void {
+    const a = this.#accepted.get(key);
+    if (a !== undefined) {
+      a.seq = f.seq;
+      a.to = f.from;
+    } else this.#accepted.set(key, { seq: f.seq, to: f.from, dest, origin: f.origin });
+    if (this.#acceptedScheduled) return;
+    this.#acceptedScheduled = true;
+    macrotask(() => this.#persistAccepted());
+  }
+
+  /** One dedup write per stream accepted this tick; its OK goes once the write is durable. */
+  #persistAccepted(): void {
+    this.#acceptedScheduled = false;
+    const port = this.#port;
+    if (port.closedError) return this.#accepted.clear();
+    for (const [key, a] of this.#accepted) {
+      const ok = frame(Kind.Ack, { to: a.to, from: '', dest: a.dest, origin: a.origin, seq: a.seq, status: AckStatus.Ok });
+      this.#store.setDedup(key, a.seq).then(
+        () => port.write(ok),
+        (err: unknown) => port.error(err),
+      );
+    }
+    this.#accepted.clear();
+  }
+
+  /** Answers a message that is not accepted now (a duplicate, or refused). */
+  #answer(key: string, f: FrameOf<typeof Kind.Msg>, dest: string, status: number): void {
+    // A duplicate of a stream that accepted messages this tick: the OK coming for those covers it.
+    if (status === AckStatus.Ok && this.#accepted.has(key)) return;
+    const a = frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status });
+    if (status === AckStatus.Ok) return this.#ok(key, a);
+    // Any other answer goes after the OKs of its stream that wait (the sender reads them in order).
+    this.#flushOk(key);
+    this.#port.write(a);
+  }
+
   /** Writes the OK waiting for a stream, if any. */
   #flushOk(key: string): void {
     const a = this.#oks.get(key);
@@ -77,23 +130,16 @@ export class Inbox implements PeerPart {
     const port = this.#port;
     const { name: dest, port: box } = splitAddress(f.to);
     const key = `${f.origin}\u0000${dest}`;
-    const ack = (status: number): void => {
-      const a = frame(Kind.Ack, { to: f.from, from: '', dest, origin: f.origin, seq: f.seq, status });
-      if (status === AckStatus.Ok) return this.#ok(key, a);
-      // Any other answer goes after the OKs of its stream that wait (the sender reads them in order).
-      this.#flushOk(key);
-      port.write(a);
-    };
     const accepted = this.#dedup.get(key);
     // The sender says every sequence number below `base` is settled, so a stream we have no
     // state for (or whose gap was abandoned) restarts at `base`.
     const hwm = Math.max(accepted, f.base - 1);
-    if (f.seq <= accepted) return ack(AckStatus.Ok); // duplicate: ack again, deliver nothing
-    if (f.seq !== hwm + 1) return ack(AckStatus.Gap);
+    if (f.seq <= accepted) return this.#answer(key, f, dest, AckStatus.Ok); // duplicate: ack again, deliver nothing
+    if (f.seq !== hwm + 1) return this.#answer(key, f, dest, AckStatus.Gap);
     const mailbox = this.#mailboxes.get(box);
     if (!mailbox) {
       port.tracer.drop('Msg', f, 'NO_ROUTE');
-      return ack(AckStatus.NoRoute);
+      return this.#answer(key, f, dest, AckStatus.NoRoute);
     }
     let body: unknown;
     try {
@@ -102,20 +148,17 @@ export class Inbox implements PeerPart {
       // An undecodable body can never be delivered: settle it so the stream does not stall.
       port.error(err);
       this.#dedup.set(key, f.seq);
-      return ack(AckStatus.NoRoute);
+      return this.#answer(key, f, dest, AckStatus.NoRoute);
     }
     const msg: Message = { id: `${f.origin}:${f.seq}:${dest}`, from: f.from, to: f.to, body, sentAt: f.sentAt };
     if (!mailbox.offer(msg)) {
       port.tracer.drop('Msg', f, 'LIMIT');
-      return ack(AckStatus.Limit);
+      return this.#answer(key, f, dest, AckStatus.Limit);
     }
     this.#dedup.set(key, f.seq);
     const t = port.tracer;
     if (t.on) t.emit({ type: 'receive', kind: 'Msg', id: msg.id, from: f.from, to: f.to, size: f.body.length, at: Date.now() });
-    void this.#store.setDedup(key, f.seq).then(
-      () => ack(AckStatus.Ok),
-      (err: unknown) => port.error(err),
-    );
+    this.#accept(key, f, dest);
   }
 
   onBcast(f: FrameOf<typeof Kind.Bcast>): void {

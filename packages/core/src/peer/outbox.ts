@@ -81,38 +81,52 @@ export class Outbox implements PeerPart {
   }
 
   /** See `Peer.send`. */
-  async send(to: string, body: unknown, options: SendOptions = {}): Promise<string> {
+  send(to: string, body: unknown, options: SendOptions = {}): Promise<string> {
     const closed = this.#port.closedError;
-    if (closed) throw new ClosedError('peer is closed', { cause: closed });
+    if (closed) return Promise.reject(new ClosedError('peer is closed', { cause: closed }));
     const bad = checkAddress(to);
-    if (bad) throw new TypeError(bad);
+    if (bad) return Promise.reject(new TypeError(bad));
     if (this.#size >= this.#opts.outboxCapacity) {
-      throw new LimitError(`outbox full (${this.#opts.outboxCapacity} unacknowledged messages)`);
+      return Promise.reject(new LimitError(`outbox full (${this.#opts.outboxCapacity} unacknowledged messages)`));
     }
     // Not transient: the outbox keeps its own bytes, sent again after a LIMIT nack or a
     // reconnect, when the caller may have reused a Uint8Array.
-    const { bytes, codec } = encodeBody(body, this.#port.codec);
+    let encoded: ReturnType<typeof encodeBody>;
+    try {
+      encoded = encodeBody(body, this.#port.codec);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const dest = splitAddress(to).name;
     const seq = (this.#seqs.get(dest) ?? 0) + 1;
     this.#seqs.set(dest, seq);
-    const entry: OutboxEntry = { id: `${this.origin}:${seq}:${dest}`, to, dest, seq, sentAt: Date.now(), body: bytes, flags: codec };
+    const entry: OutboxEntry = { id: `${this.origin}:${seq}:${dest}`, to, dest, seq, sentAt: Date.now(), body: encoded.bytes, flags: encoded.codec };
     this.#size++;
     const delivered = options.waitForDelivery ? this.#waitDelivery(entry.id) : undefined;
     // Awaited below; until then (the store may take a while) a rejection is not unhandled.
     delivered?.catch(() => {});
-    try {
-      await this.#store.append(entry);
-    } catch (err) {
+    const undo = (): void => {
       // Give the sequence number back if no later send took one (else `base` closes the gap).
       if (this.#seqs.get(dest) === seq) this.#seqs.set(dest, seq - 1);
       this.#size--;
       this.#deliveryWaiters.delete(entry.id);
-      throw err;
+    };
+    let appended: Promise<void>;
+    try {
+      appended = this.#store.append(entry);
+    } catch (err) {
+      undo();
+      return Promise.reject(err);
     }
-    this.#enqueue(entry);
-    this.#pump(dest);
-    if (delivered) await delivered;
-    return entry.id;
+    // One reaction per send, not an async function's own promise and an await on top.
+    return appended.then(() => {
+      this.#enqueue(entry);
+      this.#pump(dest);
+      return delivered ? delivered.then(() => entry.id) : entry.id;
+    }, (err: unknown) => {
+      undo();
+      throw err;
+    });
   }
 
   #waitDelivery(id: string): Promise<void> {

@@ -16,6 +16,8 @@ export class DedupTable {
   readonly #max: number;
   /** Map order is update order: the first key is the least recently updated. */
   readonly #marks = new Map<string, number>();
+  /** The key updated last (the map's last key). */
+  #newest: string | undefined;
 
   /**
    * @param max streams kept, a positive integer. @default 10000
@@ -44,6 +46,13 @@ export class DedupTable {
    */
   set(key: string, seq: number): string | undefined {
     const marks = this.#marks;
+    // The stream updated last is already last in the map's order: a set keeps its place. (The
+    // common case: a run of messages of one stream.)
+    if (key === this.#newest) {
+      marks.set(key, seq);
+      return undefined;
+    }
+    this.#newest = key;
     marks.delete(key);
     marks.set(key, seq);
     if (marks.size <= this.#max) return undefined;
@@ -70,5 +79,6 @@ export class DedupTable {
   /** Forgets every stream. */
   clear(): void {
     this.#marks.clear();
+    this.#newest = undefined;
   }
 }
