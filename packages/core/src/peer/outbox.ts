@@ -13,9 +13,18 @@ import type { OutboxEntry, OutboxStore } from '../store/outbox.js';
 import type { PeerPart, PeerPort } from './port.js';
 import type { SendOptions } from './types.js';
 
+/** An unacked entry and what the outbox knows of it (plain fields: no map per message). */
+interface Pending {
+  e: OutboxEntry;
+  /** The ref of its MSG frames (0 until first sent; one ref across retransmissions). */
+  ref: number;
+  /** The relay holds it for an offline receiver: on ack timeout only the oldest is probed. */
+  held: boolean;
+}
+
 interface DestQueue {
   /** Unacked entries in seq order. */
-  entries: OutboxEntry[];
+  entries: Pending[];
   /** How many leading entries were transmitted in the current round. */
   sent: number;
   /** Set while waiting to retransmit after a refusal. */
@@ -53,11 +62,8 @@ export class Outbox implements PeerPart {
   readonly origin: string;
   readonly #seqs: Map<string, number>;
   readonly #dests = new Map<string, DestQueue>();
-  /** Msg refs in flight → entry, and back. An entry keeps one ref across retransmissions. */
-  readonly #msgRefs = new Map<number, OutboxEntry>();
-  readonly #refOf = new Map<OutboxEntry, number>();
-  /** Entries the relay holds for an offline receiver: on ack timeout only the oldest is probed. */
-  readonly #held = new Set<OutboxEntry>();
+  /** Entries marked held (see Pending.held), for inspect(). */
+  #heldCount = 0;
   readonly #deliveryWaiters = new Map<string, Waiter>();
   #expiredIds: string[] = [];
   #size = 0;
@@ -136,7 +142,7 @@ export class Outbox implements PeerPart {
   #enqueue(entry: OutboxEntry): void {
     let q = this.#dests.get(entry.dest);
     if (!q) this.#dests.set(entry.dest, (q = { entries: [], sent: 0, retry: undefined, backoff: RETRY_MIN, progressAt: Date.now() }));
-    q.entries.push(entry);
+    q.entries.push({ e: entry, ref: 0, held: false });
   }
 
   /** Transmits entries for `dest` up to the window. */
@@ -145,16 +151,12 @@ export class Outbox implements PeerPart {
     if (!q || q.retry !== undefined || !this.#port.connected) return;
     const limit = Math.min(q.entries.length, this.#opts.sendWindow);
     if (q.sent === 0 && limit > 0) q.progressAt = Date.now();
-    while (q.sent < limit) this.#transmit(q.entries[q.sent++]!, q.entries[0]!.seq);
+    while (q.sent < limit) this.#transmit(q.entries[q.sent++]!, q.entries[0]!.e.seq);
   }
 
-  #transmit(e: OutboxEntry, base: number): void {
-    let ref = this.#refOf.get(e);
-    if (ref === undefined) {
-      ref = this.#port.nextRef();
-      this.#refOf.set(e, ref);
-      this.#msgRefs.set(ref, e);
-    }
+  #transmit(p: Pending, base: number): void {
+    const e = p.e;
+    const ref = p.ref === 0 ? (p.ref = this.#port.nextRef()) : p.ref;
     // Outbox bodies are the outbox's own (copied at send, or read back from a store): stable.
     this.#port.write(frame(Kind.Msg, { ref, to: e.to, from: '', origin: this.origin, seq: e.seq, base, sentAt: e.sentAt }, e.body, e.flags), true);
     const t = this.#port.tracer;
@@ -166,20 +168,23 @@ export class Outbox implements PeerPart {
     const q = this.#dests.get(dest);
     if (!q) return undefined;
     // Acks nearly always settle the oldest entry: shift() is O(1) there, unlike splice.
-    const i = q.entries[0]?.seq === seq ? 0 : q.entries.findIndex((e) => e.seq === seq);
+    const i = q.entries[0]?.e.seq === seq ? 0 : q.entries.findIndex((p) => p.e.seq === seq);
     if (i < 0) return undefined;
-    const e = i === 0 ? q.entries.shift() : q.entries.splice(i, 1)[0];
+    const p = i === 0 ? q.entries.shift()! : q.entries.splice(i, 1)[0]!;
     if (i < q.sent) q.sent--;
-    this.#held.delete(e!);
-    const ref = this.#refOf.get(e!);
-    if (ref !== undefined) {
-      this.#refOf.delete(e!);
-      this.#msgRefs.delete(ref);
-    }
+    this.#unhold(p);
     if (q.entries.length === 0 && q.retry === undefined) this.#dests.delete(dest);
     this.#size--;
-    void this.#store.ack(e!.id).catch((err: unknown) => this.#port.error(err));
-    return e;
+    this.#store.ack(p.e.id).catch(this.#storeError);
+    return p.e;
+  }
+
+  readonly #storeError = (err: unknown): void => this.#port.error(err);
+
+  #unhold(p: Pending): void {
+    if (!p.held) return;
+    p.held = false;
+    this.#heldCount--;
   }
 
   /** ACK from the receiver (or from the relay on its behalf: held, expired, refused). */
@@ -199,18 +204,20 @@ export class Outbox implements PeerPart {
       let settled = 0;
       for (;;) {
         const oldest = q.entries[0];
-        if (!oldest || oldest.seq > f.seq) break;
+        if (!oldest || oldest.e.seq > f.seq) break;
         // The receiver has what the relay said it held: the hold was flushed to it, so nothing
         // else of this stream is held any more (ack timeout must cover it again, in case the
         // flush went into a link that died).
-        if (this.#held.has(oldest)) for (const x of q.entries) this.#held.delete(x);
-        const e = this.#settle(dest, oldest.seq)!;
+        if (oldest.held) for (const x of q.entries) this.#unhold(x);
+        const e = this.#settle(dest, oldest.e.seq)!;
         settled++;
         const t = this.#port.tracer;
         if (t.on) t.emit({ type: 'ack', kind: 'Ack', id: e.id, from: f.from, to: e.to, at: Date.now() });
         this.#port.emit('delivered', { id: e.id, to: e.to });
-        this.#deliveryWaiters.get(e.id)?.resolve();
-        this.#deliveryWaiters.delete(e.id);
+        if (this.#deliveryWaiters.size > 0) {
+          this.#deliveryWaiters.get(e.id)?.resolve();
+          this.#deliveryWaiters.delete(e.id);
+        }
       }
       if (settled === 0) return; // a duplicate ack: already settled
       q.backoff = RETRY_MIN;
@@ -221,8 +228,11 @@ export class Outbox implements PeerPart {
       if (e) this.#undeliverable(e, new NoRouteError(`no mailbox "${splitAddress(e.to).port}" on "${e.dest}"`));
     } else if (f.status === AckStatus.Held) {
       // The relay keeps it for the offline receiver: not sent again on ack timeout, only probed.
-      const e = this.#dests.get(dest)?.entries.find((x) => x.seq === f.seq);
-      if (e) this.#held.add(e);
+      const p = this.#dests.get(dest)?.entries.find((x) => x.e.seq === f.seq);
+      if (p && !p.held) {
+        p.held = true;
+        this.#heldCount++;
+      }
     } else if (f.status === AckStatus.Expired) {
       const e = this.#settle(dest, f.seq);
       if (e) this.#expire(e);
@@ -234,9 +244,20 @@ export class Outbox implements PeerPart {
 
   /** ERR naming a MSG's ref: the relay settled it undelivered (no such peer). False if no MSG has that ref. */
   onErr(f: FrameOf<typeof Kind.Err>): boolean {
-    const entry = this.#msgRefs.get(f.ref);
+    // Rare (the relay found no such peer): a scan, rather than a map kept for every message.
+    // Refs start at 1: 0 marks an entry never sent.
+    if (f.ref === 0) return false;
+    let entry: OutboxEntry | undefined;
+    for (const q of this.#dests.values()) {
+      for (const p of q.entries) {
+        if (p.ref === f.ref) {
+          entry = p.e;
+          break;
+        }
+      }
+      if (entry) break;
+    }
     if (!entry) return false;
-    this.#msgRefs.delete(f.ref);
     const e = this.#settle(entry.dest, entry.seq);
     if (e) this.#undeliverable(e, errorFromCode(f.code, f.message));
     return true;
@@ -247,7 +268,7 @@ export class Outbox implements PeerPart {
     const q = this.#dests.get(f.dest);
     if (!q) return undefined;
     // Nearly always the oldest entry; otherwise a stale ack for an entry settled earlier.
-    return q.entries[0]?.seq === f.seq || q.entries.some((e) => e.seq === f.seq) ? f.dest : undefined;
+    return q.entries[0]?.e.seq === f.seq || q.entries.some((p) => p.e.seq === f.seq) ? f.dest : undefined;
   }
 
   #rewind(dest: string): void {
@@ -294,7 +315,7 @@ export class Outbox implements PeerPart {
       if (q.sent === 0 || q.retry !== undefined || !oldest) continue;
       if (now - q.progressAt >= this.#opts.ackTimeout) {
         q.progressAt = now;
-        if (this.#held.has(oldest)) this.#transmit(oldest, oldest.seq);
+        if (oldest.held) this.#transmit(oldest, oldest.e.seq);
         else this.#rewind(dest);
       }
     }
@@ -311,8 +332,11 @@ export class Outbox implements PeerPart {
 
   /** A new link: the relay's held marks are void, and every stream is sent again from its oldest. */
   attached(): void {
-    this.#held.clear();
-    for (const q of this.#dests.values()) q.sent = 0;
+    for (const q of this.#dests.values()) {
+      q.sent = 0;
+      for (const p of q.entries) p.held = false;
+    }
+    this.#heldCount = 0;
     for (const dest of this.#dests.keys()) this.#pump(dest);
   }
 
@@ -322,8 +346,6 @@ export class Outbox implements PeerPart {
     this.#deliveryWaiters.clear();
     for (const q of this.#dests.values()) clearTimeout(q.retry);
     this.#dests.clear();
-    this.#msgRefs.clear();
-    this.#refOf.clear();
   }
 
   inspect(): OutboxSnapshot {
@@ -332,18 +354,18 @@ export class Outbox implements PeerPart {
       dest,
       unacked: q.entries.length,
       inFlight: q.sent,
-      held: q.entries.reduce((n, e) => n + (this.#held.has(e) ? 1 : 0), 0),
+      held: q.entries.reduce((n, p) => n + (p.held ? 1 : 0), 0),
       retrying: q.retry !== undefined,
-      oldestAge: q.entries[0] ? now - q.entries[0].sentAt : 0,
+      oldestAge: q.entries[0] ? now - q.entries[0].e.sentAt : 0,
     }));
-    return { origin: this.origin, size: this.#size, capacity: this.#opts.outboxCapacity, sendWindow: this.#opts.sendWindow, held: this.#held.size, destinations };
+    return { origin: this.origin, size: this.#size, capacity: this.#opts.outboxCapacity, sendWindow: this.#opts.sendWindow, held: this.#heldCount, destinations };
   }
 
   /** Up to `n` unacked messages per destination, oldest first, with their state (for diagnostics). */
   peek(n: number): { id: string; to: string; seq: number; sentAt: number; held: boolean; size: number; body: Uint8Array; flags: number }[] {
     const out = [];
     for (const q of this.#dests.values()) {
-      for (const e of q.entries.slice(0, n)) out.push({ id: e.id, to: e.to, seq: e.seq, sentAt: e.sentAt, held: this.#held.has(e), size: e.body.length, body: e.body, flags: e.flags });
+      for (const { e, held } of q.entries.slice(0, n)) out.push({ id: e.id, to: e.to, seq: e.seq, sentAt: e.sentAt, held, size: e.body.length, body: e.body, flags: e.flags });
     }
     return out;
   }
