@@ -23,10 +23,12 @@ import type { PeerPart, PeerPort } from './port.js';
 import type { Handler, RequestContext, RequestOptions } from './types.js';
 
 interface PendingRequest {
+  id: number;
   resolve(v: unknown): void;
   reject(e: unknown): void;
-  timer: ReturnType<typeof setTimeout>;
-  cleanup(): void;
+  /** The caller's abort signal and its listener, if it gave one. */
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
   /** Sent again after a reconnection instead of failing with CLOSED. */
   retry: boolean;
   /** Whether it went out on the current link. */
@@ -91,6 +93,12 @@ export class Requests implements PeerPart {
   // Request ids start at a random point: if this peer's name reconnects as a new session, a late
   // reply to the old session's request cannot match a new request with the same id.
   #nextReq = 1 + randomStart();
+  /**
+   * One timer for every pending request, armed for the earliest deadline (a timer set and
+   * cleared per request costs more than the rest of a small request's bookkeeping).
+   */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerAt = Infinity;
 
   constructor(port: PeerPort, options: RequestsOptions) {
     this.#port = port;
@@ -136,24 +144,12 @@ export class Requests implements PeerPart {
     }
     const id = this.#nextReq++;
     return new Promise<R>((resolve, reject) => {
-      const onAbort = (): void => {
-        p.cleanup();
-        reject(signal!.reason);
-      };
       const p: PendingRequest = {
+        id,
         resolve: resolve as (v: unknown) => void,
         reject,
-        timer: setTimeout(() => {
-          p.cleanup();
-          // Made when the deadline passes, not up front: capturing a stack costs ~8 µs, a
-          // request's whole budget at c=1 is a few hundred. The message names the request.
-          reject(new TimeoutError(`request to ${address} got no reply within ${timeout} ms`));
-        }, timeout),
-        cleanup: () => {
-          clearTimeout(p.timer);
-          signal?.removeEventListener('abort', onAbort);
-          this.#pending.delete(id);
-        },
+        signal,
+        onAbort: undefined,
         retry,
         sent: false,
         to: address,
@@ -163,9 +159,47 @@ export class Requests implements PeerPart {
         flags: encoded.codec,
       };
       this.#pending.set(id, p);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal) {
+        p.onAbort = () => {
+          this.#done(p);
+          reject(signal.reason);
+        };
+        signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.#arm(p.deadline);
       if (connected) this.#send(id, p);
     });
+  }
+
+  /** The request is settled (or about to be): it is no longer pending. */
+  #done(p: PendingRequest): void {
+    if (p.onAbort) p.signal!.removeEventListener('abort', p.onAbort);
+    this.#pending.delete(p.id);
+  }
+
+  /** Makes sure the shared timer fires by `deadline`. */
+  #arm(deadline: number): void {
+    if (deadline >= this.#timerAt) return;
+    clearTimeout(this.#timer);
+    this.#timerAt = deadline;
+    this.#timer = setTimeout(() => this.#expire(), Math.max(0, deadline - Date.now()));
+  }
+
+  /** Fails every request whose deadline has passed, and arms the timer for the next one. */
+  #expire(): void {
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const p of this.#pending.values()) {
+      if (p.deadline <= now) {
+        this.#done(p);
+        // Made when the deadline passes, not up front: capturing a stack costs ~8 µs, a
+        // request's whole budget at c=1 is a few hundred. The message names the request.
+        p.reject(new TimeoutError(`request to ${p.to} got no reply within ${p.timeout} ms`));
+      } else if (p.deadline < next) next = p.deadline;
+    }
+    if (next !== Infinity) this.#arm(next);
   }
 
   #send(id: number, p: PendingRequest): void {
@@ -186,7 +220,7 @@ export class Requests implements PeerPart {
     const p = this.#pending.get(f.id);
     if (!p) return; // timed out or aborted already
     if (direct && splitAddress(p.to).name !== f.from) return this.#port.tracer.drop('Rep', f, 'NOT_DESTINATION');
-    p.cleanup();
+    this.#done(p);
     const t = this.#port.tracer;
     if (t.on) t.emit({ type: 'receive', kind: 'Rep', id: String(f.id), from: f.from, size: f.body.length, at: Date.now() });
     if (f.code === '') {
@@ -269,7 +303,7 @@ export class Requests implements PeerPart {
     for (const [, p] of [...this.#pending]) {
       if (p.retry) p.sent = false;
       else {
-        p.cleanup();
+        this.#done(p);
         p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
       }
     }
@@ -277,8 +311,11 @@ export class Requests implements PeerPart {
   }
 
   closed(error: ClosedError): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#timerAt = Infinity;
     for (const p of [...this.#pending.values()]) {
-      p.cleanup();
+      this.#done(p);
       p.reject(new ClosedError(`link closed before the reply came: ${error.message}`, { cause: error }));
     }
     for (const ctx of this.#handling) ctx.abort(error);

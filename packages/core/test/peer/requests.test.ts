@@ -68,6 +68,36 @@ describe('Requests', () => {
     expect(r.inspect().pending).toBe(0);
   });
 
+  it('times each request out at its own deadline, whatever the order and the timeouts of the others', async () => {
+    vi.useFakeTimers();
+    const port = testPort();
+    const r = make(port);
+    const settled: string[] = [];
+    const track = (name: string, p: Promise<unknown>) =>
+      p.then(
+        () => settled.push(`${name} ok`),
+        (e: unknown) => settled.push(`${name} ${e instanceof TimeoutError ? 'timeout' : String(e)}`),
+      );
+    const long = track('long', r.request('bob/a', 1, { timeout: 500 }));
+    const short = track('short', r.request('bob/b', 1, { timeout: 100 }));
+    const answered = track('answered', r.request('bob/c', 1, { timeout: 50 }));
+    const mid = track('mid', r.request('bob/d', 1, { timeout: 300 }));
+    r.onRep(rep(port.frames(Kind.Req)[2]!.id, 'fine'));
+    await vi.advanceTimersByTimeAsync(99);
+    expect(settled).toEqual(['answered ok']);
+    await vi.advanceTimersByTimeAsync(2);
+    expect(settled).toEqual(['answered ok', 'short timeout']);
+    await vi.advanceTimersByTimeAsync(200);
+    expect(settled).toEqual(['answered ok', 'short timeout', 'mid timeout']);
+    expect(r.inspect().pending).toBe(1);
+    await vi.advanceTimersByTimeAsync(200);
+    await Promise.all([long, short, answered, mid]);
+    expect(settled).toEqual(['answered ok', 'short timeout', 'mid timeout', 'long timeout']);
+    expect(r.inspect().pending).toBe(0);
+    // Nothing pending: no timer is left behind.
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
   it('refuses more than maxPendingRequests at once with LIMIT', async () => {
     const r = make(testPort(), { requestTimeout: 1000, maxPendingRequests: 2 });
     const pending = [r.request('bob/a', 1), r.request('bob/a', 2)];
