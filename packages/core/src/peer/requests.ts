@@ -234,8 +234,11 @@ export class Requests implements PeerPart {
     }
   }
 
-  /** A request; `direct` if it came over a direct path, where its reply then goes too. */
-  async onReq(f: FrameOf<typeof Kind.Req>, direct = false): Promise<void> {
+  /**
+   * A request; `direct` if it came over a direct path, where its reply then goes too. A handler
+   * that returns a value (not a promise) is answered at once, without a promise hop.
+   */
+  onReq(f: FrameOf<typeof Kind.Req>, direct = false): void | Promise<void> {
     const port = this.#port;
     const box = splitAddress(f.to).port;
     const reply = (code: string, message: string, value?: unknown): void => {
@@ -257,28 +260,45 @@ export class Requests implements PeerPart {
       port.tracer.drop('Req', f, 'NO_ROUTE');
       return reply(ErrorCode.NO_ROUTE, `no handler for "${box}" on ${port.label}`);
     }
-    const stats = handler.stats;
-    stats.calls++;
-    stats.active++;
+    handler.stats.calls++;
+    handler.stats.active++;
     const ctx = new HandlerContext(f.from, f.to, Date.now() + Math.min(f.timeout, MAX_TIMEOUT));
     this.#handling.add(ctx);
     const start = performance.now();
+    const failed = (err: unknown): void => {
+      handler.stats.errors++;
+      if (ctx.live()) reply(remoteWireCode(err, err instanceof ProtocolError ? 'BAD_BODY' : handlerCode(err)), messageOf(err));
+    };
+    const finish = (): void => {
+      handler.durations.add(performance.now() - start);
+      handler.stats.active--;
+      ctx.done();
+      this.#handling.delete(ctx);
+    };
+    let result: unknown;
     try {
       const body = decodeBody(f.body, f.flags);
       const t = port.tracer;
       if (t.on) t.emit({ type: 'receive', kind: 'Req', id: String(f.id), from: f.from, to: f.to, size: f.body.length, at: Date.now() });
-      const result = await handler.fn(body, ctx);
-      if (ctx.live()) reply('', '', result);
+      result = handler.fn(body, ctx);
     } catch (err) {
-      stats.errors++;
-      if (!ctx.live()) return;
-      reply(remoteWireCode(err, err instanceof ProtocolError ? 'BAD_BODY' : handlerCode(err)), messageOf(err));
-    } finally {
-      handler.durations.add(performance.now() - start);
-      stats.active--;
-      ctx.done();
-      this.#handling.delete(ctx);
+      failed(err);
+      return finish();
     }
+    if (result !== null && typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+      return Promise.resolve(result).then(
+        (value) => {
+          if (ctx.live()) reply('', '', value);
+          finish();
+        },
+        (err: unknown) => {
+          failed(err);
+          finish();
+        },
+      );
+    }
+    if (ctx.live()) reply('', '', result);
+    finish();
   }
 
   /** A control request: only from the relay (`$relay`, a name no peer can have), only if the peer opted in. */
