@@ -10,7 +10,7 @@ import { createAuth, safeEqual, type RelayAuthOptions } from './auth.js';
 import { silentLogger, type Logger } from './logger.js';
 import { renderMetrics } from './metrics.js';
 import { staticHandler } from './static.js';
-import { wsTransport } from './ws-transport.js';
+import { ServerSockets } from './ws-transport.js';
 
 export interface RelayTlsOptions {
   /** PEM certificate chain. */
@@ -159,37 +159,27 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
     : createHttpServer(httpOptions, onRequest);
 
   const maxFrame = router.limits.maxFrameBytes;
+  // The sockets are tracked (for the heartbeat and shutdown) and pings answered by `sockets`,
+  // for less memory per socket than ws's own `clientTracking` and `autoPong` take (ws-transport.ts).
+  const sockets = new ServerSockets();
   const wss = new WebSocketServer({
     server,
     path,
     perMessageDeflate: false,
     // A batch holds up to 64 KiB of frames plus one frame of up to maxFrame bytes.
     maxPayload: maxFrame + 64 * 1024 + 1024,
+    WebSocket: ServerSockets.WebSocket,
+    clientTracking: false,
+    autoPong: false,
   });
-  // Whether each socket answered the last ping, kept on the socket itself; one shared listener.
-  const ALIVE = Symbol('alive');
-  type Beating = WebSocket & { [ALIVE]?: boolean };
-  function onPong(this: Beating): void {
-    this[ALIVE] = true;
-  }
-  wss.on('connection', (socket: Beating, req) => {
-    socket[ALIVE] = true;
-    socket.on('pong', onPong);
+  wss.on('connection', (socket: WebSocket, req) => {
     // Reading remoteAddress makes Node keep an object on every socket: only when it is logged.
     if (log.debugEnabled) log.debug('socket open', { remote: req.socket.remoteAddress });
-    router.accept(wsTransport(socket));
+    router.accept(sockets.accept(socket));
   });
-  const heartbeat = setInterval(() => {
-    for (const socket of wss.clients as Set<Beating>) {
-      if (socket[ALIVE] === false) {
-        log.info('peer missed its heartbeat; terminating', {});
-        socket.terminate();
-        continue;
-      }
-      socket[ALIVE] = false;
-      socket.ping();
-    }
-  }, options.heartbeatInterval ?? 10_000);
+  // Each socket that has not answered the previous ping is terminated; the others are pinged.
+  const missed = (): void => log.info('peer missed its heartbeat; terminating', {});
+  const heartbeat = setInterval(() => sockets.heartbeat(missed), options.heartbeatInterval ?? 10_000);
   heartbeat.unref();
   // Only when they are logged: the Router builds these events' objects only for listeners.
   if (log.debugEnabled) {
@@ -225,7 +215,8 @@ export async function createRelay(options: RelayOptions = {}): Promise<Relay> {
         server.close();
         await router.close(timeout);
         await closeHolds?.();
-        for (const ws of wss.clients) ws.terminate();
+        // Every socket closed before the server's close completes (as with ws's own tracking).
+        await sockets.terminate();
         await new Promise<void>((resolve) => wss.close(() => resolve()));
         server.closeAllConnections();
         await new Promise<void>((resolve) => (server.listening ? server.close(() => resolve()) : resolve()));

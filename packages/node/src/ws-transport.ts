@@ -22,9 +22,109 @@ export interface WsTransportOptions {
   copiesOnSend?: boolean;
 }
 
+const DEFAULT_HWM = 1024 * 1024;
+
+/**
+ * What every transport made with the same options shares (one object for them all, not two
+ * fields in each), and, on the relay's side, the set that tracks them.
+ */
+interface Shared {
+  readonly hwm: number;
+  readonly copiesOnSend: boolean;
+  readonly sockets: ServerSockets | undefined;
+}
+const PLAIN: Shared = { hwm: DEFAULT_HWM, copiesOnSend: false, sockets: undefined };
+const COPYING: Shared = { hwm: DEFAULT_HWM, copiesOnSend: true, sockets: undefined };
+
 /** Wraps an open `ws` WebSocket as a Transport. */
 export function wsTransport(socket: WebSocket, options: WsTransportOptions = {}): Transport {
-  return new WsTransport(socket, options.highWaterMark ?? 1024 * 1024, options.copiesOnSend === true);
+  const hwm = options.highWaterMark ?? DEFAULT_HWM;
+  const copiesOnSend = options.copiesOnSend === true;
+  const shared = hwm !== DEFAULT_HWM ? { hwm, copiesOnSend, sockets: undefined } : copiesOnSend ? COPYING : PLAIN;
+  return new WsTransport(socket, shared);
+}
+
+/** The relay's sockets (`ServerSockets.WebSocket`): their events go to their transport first, then to any listener (none, unless someone adds one). */
+class RelaySocket extends WebSocket {
+  override emit(event: string | symbol, ...args: any[]): boolean {
+    const t = (this as unknown as Partial<Owned>)[OWNER];
+    if (t !== undefined) {
+      switch (event) {
+        case 'message':
+          t.onMessage(args[0] as Buffer, args[1] as boolean);
+          break;
+        case 'close':
+          t.onClose(args[0] as number, args[1] as Buffer);
+          break;
+        case 'error':
+          t.onError(args[0] as Error);
+          // Handled: with no listener of its own, EventEmitter would throw it.
+          if (this.listenerCount('error') === 0) return true;
+          break;
+        case 'ping':
+          t.onPing(args[0] as Buffer);
+          break;
+        case 'pong':
+          t.onPong();
+          break;
+      }
+    }
+    return super.emit(event, ...args);
+  }
+}
+
+/**
+ * The relay's side: transports for the sockets its WebSocketServer accepts, each tracked until
+ * its socket closes, for the heartbeat and for shutdown. What a relay holds per idle socket is
+ * what this is about. The server runs with:
+ * - `WebSocket: ServerSockets.WebSocket`, whose events go straight to the socket's transport:
+ *   no listeners, whose table grows past its first size (by 96 bytes a socket) from the fourth
+ *   event name on;
+ * - `clientTracking: false`: ws's own tracking adds a closure (and its context) and a second
+ *   'close' listener to every socket; this set does the same for less;
+ * - `autoPong: false`: ws's automatic pong keeps a closure per socket; the transport answers
+ *   pings itself, as ws would.
+ * @internal
+ */
+export class ServerSockets {
+  /** The WebSocketServer's `WebSocket` option. */
+  static readonly WebSocket: typeof WebSocket = RelaySocket;
+
+  readonly #all = new Set<WsTransport>();
+  readonly #shared: Shared = { hwm: DEFAULT_HWM, copiesOnSend: false, sockets: this };
+  #emptied: (() => void) | undefined;
+
+  /**
+   * A transport for a socket the server just accepted (made by `ServerSockets.WebSocket`); it
+   * counts as having answered a ping.
+   */
+  accept(socket: WebSocket): Transport {
+    if (!(socket instanceof RelaySocket)) throw new TypeError('ServerSockets: the WebSocketServer must make its sockets with ServerSockets.WebSocket');
+    const t = new WsTransport(socket, this.#shared, false);
+    this.#all.add(t);
+    return t;
+  }
+
+  /** @internal A tracked transport's socket closed. */
+  closed(t: WsTransport): void {
+    this.#all.delete(t);
+    if (this.#all.size === 0) this.#emptied?.();
+  }
+
+  /**
+   * Terminates each socket that has not answered the previous ping (`missed` is told of each
+   * first) and pings the others.
+   */
+  heartbeat(missed: () => void): void {
+    for (const t of this.#all) t.beat(missed);
+  }
+
+  /** Terminates every socket; resolves once each has closed. */
+  terminate(): Promise<void> {
+    for (const t of this.#all) t.terminate();
+    if (this.#all.size === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#emptied = resolve));
+  }
 }
 
 const OWNER = Symbol('missive.transport');
@@ -39,29 +139,48 @@ function onClose(this: WebSocket, code: number, reason: Buffer): void {
   (this as Owned)[OWNER].onClose(code, reason);
 }
 
+/** What arrived before `listen`, and an error the socket reported before it closed (rare: made only then). */
+class Held {
+  readonly messages: Uint8Array[] = [];
+  closeInfo: CloseInfo | undefined = undefined;
+  error: Error | undefined = undefined;
+}
+
+// WsTransport.#bits
+const WANT_DRAIN = 1;
+const CLOSING = 2;
+/** Server side: it answered the last heartbeat ping. */
+const ALIVE = 4;
+/** Server side: pongs sent in answer to the peer's pings and not yet written, counted from this bit up. */
+const PONG = 8;
+/** As ws's `maxPendingAutoPongs` (its default): a peer with this many pongs unwritten is cut. */
+const MAX_PENDING_PONGS = 60;
+const BINARY = { binary: true } as const;
+
 class WsTransport implements Transport {
   readonly #ws: WebSocket;
-  readonly #hwm: number;
-  #handlers: TransportHandlers | undefined;
-  #early: Uint8Array[] = [];
-  #closeInfo: CloseInfo | undefined;
-  #error: Error | undefined;
+  readonly #shared: Shared;
+  #handlers: TransportHandlers | undefined = undefined;
   #pending = 0;
-  #wantDrain = false;
-  #closing = false;
-  readonly copiesOnSend: boolean;
+  #bits = ALIVE;
+  #held: Held | undefined = undefined;
 
-  constructor(ws: WebSocket, hwm: number, copiesOnSend: boolean) {
+  /** `listeners` false: the socket hands its events over itself (`ServerSockets.WebSocket`). */
+  constructor(ws: WebSocket, shared: Shared, listeners = true) {
     this.#ws = ws;
-    this.copiesOnSend = copiesOnSend;
-    this.#hwm = hwm;
+    this.#shared = shared;
     ws.binaryType = 'nodebuffer';
+    (ws as Owned)[OWNER] = this;
+    if (!listeners) return;
     // One set of listener functions for every socket (`this` is the socket): a relay holds
     // thousands of connections, and per-socket closures add up.
-    (ws as Owned)[OWNER] = this;
     ws.on('message', onMessage);
     ws.on('error', onError);
     ws.on('close', onClose);
+  }
+
+  get copiesOnSend(): boolean {
+    return this.#shared.copiesOnSend;
   }
 
   /** A client socket's URL (without user name or password); undefined on the relay's side. */
@@ -76,25 +195,60 @@ class WsTransport implements Transport {
       return;
     }
     if (this.#handlers) this.#handlers.message(data);
-    else this.#early.push(data);
+    else (this.#held ??= new Held()).messages.push(data);
   }
 
   /** @internal */
   onError(err: Error): void {
-    this.#error = err;
+    (this.#held ??= new Held()).error = err;
   }
 
   /** @internal */
   onClose(code: number, reason: Buffer): void {
     const info: CloseInfo = { code, reason: reason.toString() };
-    if (this.#error) info.error = this.#error;
-    this.#closeInfo = info;
-    this.#handlers?.close(info);
+    const error = this.#held?.error;
+    if (error) info.error = error;
+    this.#shared.sockets?.closed(this);
+    if (this.#handlers) this.#handlers.close(info);
+    else (this.#held ??= new Held()).closeInfo = info;
+  }
+
+  /** @internal Server side: the peer answered a heartbeat ping. */
+  onPong(): void {
+    this.#bits |= ALIVE;
+  }
+
+  /** @internal Server side: answers a ping, as ws's `autoPong` would. */
+  onPing(data: Buffer): void {
+    const ws = this.#ws;
+    if (ws.readyState !== WebSocket.OPEN) return;
+    if (this.#bits >> 3 >= MAX_PENDING_PONGS) {
+      ws.terminate();
+      return;
+    }
+    this.#bits += PONG;
+    ws.pong(data, false, () => (this.#bits -= PONG));
+  }
+
+  /** @internal Server side: one heartbeat (see ServerSockets.heartbeat). */
+  beat(missed: () => void): void {
+    if ((this.#bits & ALIVE) === 0) {
+      missed();
+      this.#ws.terminate();
+      return;
+    }
+    this.#bits &= ~ALIVE;
+    this.#ws.ping();
+  }
+
+  /** @internal */
+  terminate(): void {
+    this.#ws.terminate();
   }
 
   get status(): TransportStatus {
     const s = this.#ws.readyState;
-    if (s === WebSocket.OPEN && !this.#closing) return 'open';
+    if (s === WebSocket.OPEN && (this.#bits & CLOSING) === 0) return 'open';
     return s === WebSocket.CLOSED ? 'closed' : 'closing';
   }
 
@@ -106,15 +260,15 @@ class WsTransport implements Transport {
     if (this.status !== 'open') throw new ClosedError('websocket is not open');
     const n = data.length;
     this.#pending += n;
-    this.#ws.send(data, { binary: true }, () => {
+    this.#ws.send(data, BINARY, () => {
       this.#pending -= n;
-      if (this.#wantDrain && this.#pending <= this.#hwm) {
-        this.#wantDrain = false;
+      if ((this.#bits & WANT_DRAIN) !== 0 && this.#pending <= this.#shared.hwm) {
+        this.#bits &= ~WANT_DRAIN;
         this.#handlers?.drain();
       }
     });
-    if (this.#pending > this.#hwm) {
-      this.#wantDrain = true;
+    if (this.#pending > this.#shared.hwm) {
+      this.#bits |= WANT_DRAIN;
       return false;
     }
     return true;
@@ -132,8 +286,10 @@ class WsTransport implements Transport {
   listen(handlers: TransportHandlers): void {
     if (this.#handlers) throw new Error('listen() called twice');
     this.#handlers = handlers;
-    for (const m of this.#early.splice(0)) handlers.message(m);
-    if (this.#closeInfo) handlers.close(this.#closeInfo);
+    const held = this.#held;
+    if (held === undefined) return;
+    for (const m of held.messages.splice(0)) handlers.message(m);
+    if (held.closeInfo) handlers.close(held.closeInfo);
   }
 
   pause(): void {
@@ -145,8 +301,8 @@ class WsTransport implements Transport {
   }
 
   close(info?: Partial<CloseInfo>): void {
-    if (this.#closing || this.#ws.readyState >= WebSocket.CLOSING) return;
-    this.#closing = true;
+    if ((this.#bits & CLOSING) !== 0 || this.#ws.readyState >= WebSocket.CLOSING) return;
+    this.#bits |= CLOSING;
     const code = info?.code ?? CloseCode.NORMAL;
     // Close reasons are limited to 123 bytes by RFC 6455.
     const reason = Buffer.from(info?.reason ?? '').subarray(0, 123).toString();

@@ -90,4 +90,40 @@ describe('relay heartbeats', () => {
     await expect(left).resolves.toMatchObject({ name: 'ghost' });
     await closed;
   });
+
+  it('keeps a peer that answers its pings', async () => {
+    relay = await createRelay({ port: 0, heartbeatInterval: 50 });
+    const alice = await peer('alice', { reconnect: false });
+    let closed = false;
+    alice.on('close', () => (closed = true));
+    await new Promise((r) => setTimeout(r, 400));
+    expect(closed).toBe(false);
+    expect(relay.router.connectionCount).toBe(1);
+  });
+
+  it("answers a client's pings with pongs carrying the same data", async () => {
+    relay = await createRelay({ port: 0 });
+    const ws = new WebSocket(relay.url);
+    await once(ws, 'open');
+    const pong = once(ws, 'pong');
+    ws.ping(Buffer.from('are you there'));
+    const [data] = (await pong) as [Buffer];
+    expect(data.toString()).toBe('are you there');
+    ws.terminate();
+  });
+
+  it('closes with sockets still open: each is cut, and close() resolves', async () => {
+    relay = await createRelay({ port: 0 });
+    // One socket that never says HELLO, one that completed its handshake and ignores BYE.
+    const idle = new WebSocket(relay.url);
+    await once(idle, 'open');
+    const open = new WebSocket(relay.url);
+    await once(open, 'open');
+    open.send(encodeBatch([frame(Kind.Hello, { version: PROTOCOL_VERSION, name: 'stubborn', namespace: '', secret: '', token: '', session: '' })]));
+    await once(open, 'message');
+    const closes = [once(idle, 'close'), once(open, 'close')];
+    await relay.close(100);
+    relay = undefined;
+    await Promise.all(closes);
+  });
 });

@@ -9,7 +9,7 @@ import { frame, Kind, writeFramed, type Frame, type FrameOf } from '../codec/fra
 import { LARGE_BODY } from '../connection.js';
 import { ErrorCode, type ErrorCode as Code } from '../errors.js';
 import { CloseCode } from '../transport/transport.js';
-import type { Conn } from './conn.js';
+import { clock, type Conn } from './conn.js';
 import { DropReason } from './metrics.js';
 import type { RouterPart, RouterPort } from './port.js';
 
@@ -27,14 +27,26 @@ export class Flow implements RouterPart {
   readonly kinds = [Kind.Ping] as const;
   readonly #port: RouterPort;
   readonly #fanout = new ByteWriter(4096);
+  /**
+   * The connections over their buffer cap, with since when (ms since epoch). Kept here, not on
+   * each connection: few are ever over it, and the sweep then visits only them.
+   */
+  readonly #over = new Map<Conn, number>();
+  /** When the last rate-limit ERR went to each connection that has had one (at most one a second). */
+  readonly #rateErrAt = new Map<Conn, number>();
 
   constructor(port: RouterPort) {
     this.#port = port;
   }
 
   accepted(c: Conn): void {
-    c.flow.tokens = this.#port.limits.rateLimit * 2;
-    c.flow.refilled = Date.now();
+    c.tokens = this.#port.limits.rateLimit * 2;
+    c.refilled = clock();
+  }
+
+  closed(c: Conn): void {
+    this.#over.delete(c);
+    this.#rateErrAt.delete(c);
   }
 
   frame(c: Conn, f: FrameOf<typeof Kind.Ping>): void {
@@ -43,17 +55,17 @@ export class Flow implements RouterPart {
 
   /** Takes one token from the connection's bucket; false when it is empty. */
   rate(c: Conn): boolean {
-    const s = c.flow;
-    if (s.tokens >= 1) {
-      s.tokens--;
+    if (c.tokens >= 1) {
+      c.tokens--;
       return true;
     }
-    const now = Date.now();
+    // `clock()` differences are the same integers as Date.now() differences.
+    const now = clock();
     const rate = this.#port.limits.rateLimit;
-    s.tokens = Math.min(rate * 2, s.tokens + ((now - s.refilled) * rate) / 1000);
-    s.refilled = now;
-    if (s.tokens >= 1) {
-      s.tokens--;
+    c.tokens = Math.min(rate * 2, c.tokens + ((now - c.refilled) * rate) / 1000);
+    c.refilled = now;
+    if (c.tokens >= 1) {
+      c.tokens--;
       return true;
     }
     return false;
@@ -66,15 +78,17 @@ export class Flow implements RouterPart {
   rateError(c: Conn, f: Frame, message: string): void {
     this.#port.metrics.drop(c.label, f, '', DropReason.RATE);
     const now = Date.now();
-    if (now - c.flow.rateErrAt < 1000) return;
-    c.flow.rateErrAt = now;
+    if (now - (this.#rateErrAt.get(c) ?? 0) < 1000) return;
+    // A closed connection is forgotten (closed()): it must not be remembered after.
+    if (c.state !== 'closed') this.#rateErrAt.set(c, now);
     this.send(c, frame(Kind.Err, { ref: 0, code: ErrorCode.LIMIT, message }), c);
   }
 
   /** Whether `target` can take more now; notes when it went over its buffer cap. */
   hasRoom(target: Conn): boolean {
     if (target.connection.bufferedAmount <= this.#port.limits.maxBufferedBytes) return true;
-    if (target.flow.overSince === 0) target.flow.overSince = Date.now();
+    // A closed connection is forgotten (closed()): it must not be remembered after.
+    if (!this.#over.has(target) && target.state !== 'closed') this.#over.set(target, Date.now());
     return false;
   }
 
@@ -149,17 +163,22 @@ export class Flow implements RouterPart {
 
   /** The transport drained: the connection may be back under its cap. */
   drained(c: Conn): void {
-    if (c.connection.bufferedAmount <= this.#port.limits.maxBufferedBytes) c.flow.overSince = 0;
+    if (c.connection.bufferedAmount <= this.#port.limits.maxBufferedBytes) this.#over.delete(c);
   }
 
   /** Disconnects the connections over their buffer cap for longer than `slowConsumerTimeout`. */
   sweep(now: number): void {
     const { limits, metrics } = this.#port;
     const cap = limits.maxBufferedBytes;
-    for (const c of this.#port.conns) {
-      if (c.flow.overSince === 0) continue;
-      if (c.connection.bufferedAmount <= cap) c.flow.overSince = 0;
-      else if (now - c.flow.overSince >= limits.slowConsumerTimeout && c.connection.open) {
+    if (this.#over.size === 0) return;
+    // In the order the connections were accepted (a walk over them all, when more than one is
+    // over: kicks and their events go in that order).
+    const over = this.#over.size === 1 ? this.#over.keys() : [...this.#port.conns].filter((c) => this.#over.has(c));
+    for (const c of over) {
+      const since = this.#over.get(c);
+      if (since === undefined) continue;
+      if (c.connection.bufferedAmount <= cap) this.#over.delete(c);
+      else if (now - since >= limits.slowConsumerTimeout && c.connection.open) {
         // `open`: a kicked connection's transport may take a while to close; count it once.
         metrics.slowConsumerDisconnects++;
         this.#port.kick(c, CloseCode.SLOW_CONSUMER, ErrorCode.LIMIT, `slow consumer: over ${cap} buffered bytes for ${limits.slowConsumerTimeout} ms`);
@@ -168,6 +187,6 @@ export class Flow implements RouterPart {
   }
 
   inspect(c: Conn): FlowSnapshot {
-    return { bufferedBytes: c.connection.bufferedAmount, tokens: Math.floor(c.flow.tokens), overSince: c.flow.overSince };
+    return { bufferedBytes: c.connection.bufferedAmount, tokens: Math.floor(c.tokens), overSince: this.#over.get(c) ?? 0 };
   }
 }

@@ -74,6 +74,12 @@ export class Handshake implements RouterPart {
   readonly kinds = [] as const;
   readonly #port: RouterPort;
   readonly #deps: HandshakeDeps;
+  /**
+   * Each connection's clock: its handshake deadline, then its credentials' expiry (if they
+   * expire). Kept here rather than on the connection: an open peer whose grant never expires,
+   * the usual one, has none.
+   */
+  readonly #timers = new Map<Conn, ReturnType<typeof setTimeout>>();
 
   constructor(port: RouterPort, deps: HandshakeDeps) {
     this.#port = port;
@@ -81,15 +87,24 @@ export class Handshake implements RouterPart {
   }
 
   accepted(c: Conn): void {
-    c.timer = setTimeout(() => {
-      c.timer = undefined;
-      if (c.state === 'handshake') this.#port.kick(c, CloseCode.TIMEOUT, ErrorCode.TIMEOUT, 'handshake not completed in time');
-    }, timerDelay(this.#port.limits.handshakeTimeout));
+    this.#timers.set(
+      c,
+      setTimeout(() => {
+        this.#timers.delete(c);
+        if (c.state === 'handshake') this.#port.kick(c, CloseCode.TIMEOUT, ErrorCode.TIMEOUT, 'handshake not completed in time');
+      }, timerDelay(this.#port.limits.handshakeTimeout)),
+    );
   }
 
   closed(c: Conn): void {
-    clearTimeout(c.timer);
-    c.timer = undefined;
+    this.#stopTimer(c);
+  }
+
+  #stopTimer(c: Conn): void {
+    const timer = this.#timers.get(c);
+    if (timer === undefined) return;
+    clearTimeout(timer);
+    this.#timers.delete(c);
   }
 
   /**
@@ -210,19 +225,23 @@ export class Handshake implements RouterPart {
   }
 
   #open(c: Conn, ns: string, name: string | undefined, grant: AuthGrant): void {
-    clearTimeout(c.timer);
-    c.timer = undefined;
+    this.#stopTimer(c);
     c.state = 'open';
-    c.label = name ?? c.id;
+    // Its label is its name from now on (its id if it has none).
+    c.labelled();
     c.space = this.#deps.registry.add(ns, c);
     if (grant.expiresAt !== undefined) {
       // setTimeout overflows past 2^31-1 ms; far expiries are re-armed in steps.
       const arm = (): void => {
         const left = grant.expiresAt! - Date.now();
-        c.timer = setTimeout(() => {
-          if (left > 0x7fffffff) return arm();
-          this.#port.kick(c, CloseCode.AUTH, ErrorCode.AUTH, 'credentials expired');
-        }, timerDelay(left));
+        this.#timers.set(
+          c,
+          setTimeout(() => {
+            if (left > 0x7fffffff) return arm();
+            this.#timers.delete(c);
+            this.#port.kick(c, CloseCode.AUTH, ErrorCode.AUTH, 'credentials expired');
+          }, timerDelay(left)),
+        );
       };
       arm();
     }

@@ -136,9 +136,15 @@ export class Router extends Emitter<RouterEvents> {
     drain: (conn) => this.#flow.drained(conn.owner),
     close: (info, conn) => {
       this.#onClose(conn.owner, info);
-      conn.owner.onClosed?.();
+      const waiter = this.#closeWaiters?.get(conn.owner);
+      if (waiter) {
+        this.#closeWaiters!.delete(conn.owner);
+        waiter();
+      }
     },
   };
+  /** While `close()` runs: what learns when each connection's transport has closed. */
+  #closeWaiters: Map<Conn, () => void> | undefined;
 
   constructor(options: RouterOptions = {}) {
     super();
@@ -277,8 +283,9 @@ export class Router extends Emitter<RouterEvents> {
   async close(timeout = 5000): Promise<void> {
     this.#closing = true;
     const pending: Promise<void>[] = [];
+    const waiters = (this.#closeWaiters ??= new Map());
     for (const c of this.#conns) {
-      pending.push(new Promise<void>((resolve) => (c.onClosed = resolve)));
+      pending.push(new Promise<void>((resolve) => waiters.set(c, resolve)));
       this.#kick(c, CloseCode.GOING_AWAY, ErrorCode.CLOSED, 'relay shutting down');
     }
     let timer: ReturnType<typeof setTimeout> | undefined;
