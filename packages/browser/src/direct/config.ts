@@ -99,11 +99,3 @@ function count(name: string, value: number | undefined, fallback: number, min: n
   if (!Number.isSafeInteger(value) || value < min || value > max) throw new RangeError(`${name} must be an integer from ${min} to ${max}, got ${String(value)}`);
   return value;
 }
-
-/**
- * Whether this environment can open direct links: it has a global `RTCPeerConnection`, or `wrtc`
- * is given. A browser with WebRTC disabled (some enterprise policies) answers false.
- */
-export function directSupported(wrtc?: WrtcImplementation): boolean {
-  return (wrtc !== undefined && typeof wrtc.RTCPeerConnection === 'function') || typeof (globalThis as { RTCPeerConnection?: unknown }).RTCPeerConnection === 'function';
-}

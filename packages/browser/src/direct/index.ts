@@ -4,7 +4,7 @@
  * callback gives. Also the `@missive/browser/direct` entry, which runs in Node given a `wrtc`.
  */
 export { openDirect } from './open.js';
-export { directSupported } from './config.js';
+export { directSupported } from './support.js';
 export { webrtcConnector } from './connector.js';
 export type { ConnectorOptions } from './connector.js';
 export type { DirectLink, DirectLinkEvents } from './open.js';

@@ -6,7 +6,8 @@
  */
 import { ClosedError, ProtocolError, type CloseInfo, type Transport } from '@missive/core';
 import { Emitter } from '@missive/core/internal';
-import { directSupported, resolveLinkOptions, MIN_CHUNK, type DirectLinkOptions, type ResolvedLinkOptions } from './config.js';
+import { resolveLinkOptions, MIN_CHUNK, type DirectLinkOptions, type ResolvedLinkOptions } from './config.js';
+import { directSupported } from './support.js';
 import { loadSimplePeer, type SimplePeerInstance } from './load.js';
 import { DirectSession, type DataChannelPort, type DirectCloseInfo, type DirectLinkState, type DirectLinkStats } from './session.js';
 import { readSignal, toSignal } from './signal.js';
