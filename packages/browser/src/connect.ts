@@ -6,7 +6,7 @@
 import { MemoryStore, type OutboxStore, type Peer, type PeerOptions, type RelayUrls } from '@missive/core';
 import { webrtcConnector, type ConnectorOptions } from './direct/connector.js';
 import type { IceServersOption } from './direct/config.js';
-import { directSupported } from './direct/config.js';
+import { directSupported } from './direct/support.js';
 import { IdbStore } from './idb-store.js';
 import { connectToList, relayUrlList } from '@missive/core/internal';
 import { openWsTransport } from './ws-transport.js';
