@@ -23,3 +23,8 @@ export const macrotask: (fn: Task) => void =
       : (fn) => {
           setTimeout(fn, 0);
         };
+
+/** Whether a value is a promise (or any thenable) rather than a plain result. */
+export function isThenable<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
+  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
+}

@@ -25,7 +25,7 @@
  */
 import { decode as msgpackDecode, encode as msgpackEncode } from '@msgpack/msgpack';
 import { ID_PREFIX } from '../address.js';
-import { AckStatus, BodyCodec, decodeFrame, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
+import { AckStatus, BodyCodec, decodeBatch, encodeFrame, frame, Kind, type Frame, type FrameOf } from '../codec/frames.js';
 import { Connection, DEFAULT_MAX_FRAME } from '../connection.js';
 import { ClosedError, ErrorCode, messageOf } from '../errors.js';
 import { randomHex } from '../store/ids.js';
@@ -255,10 +255,10 @@ export class DirectLinks implements PeerPart {
    * Writes the reply to a request that came over a direct path: on the link to the requester,
    * or, with none (it died since), inside a `rep` signal over the relay.
    */
-  reply(f: FrameOf<typeof Kind.Rep>, stableBody: boolean): boolean {
+  reply(f: FrameOf<typeof Kind.Rep>): boolean {
     const r = this.#remotes.get(f.to);
     const link = r?.link;
-    if (link !== undefined) return this.#writeLink(r!, link, f, stableBody);
+    if (link !== undefined) return this.#writeLink(r!, link, f, false);
     if (!this.#port.connected) return false;
     this.#relayReply(f.to, f, undefined, undefined);
     return true;
@@ -431,18 +431,35 @@ export class DirectLinks implements PeerPart {
     if (link !== undefined && link.a === r.inA) this.#scheduleAck(link, r);
     // What the relay guarantees, checked here: the frame is from the peer at the other end, and
     // addressed to this one.
-    (f as { from: string }).from = r.name;
     if (link !== undefined && TUNNEL_KINDS.has(f.kind)) {
       const key = tunnelKey(f as TunnelFrame, r.name, false);
       if (f.kind === Kind.TOpen) link.tunnels.add(key);
       else if (f.kind === Kind.TClose) link.tunnels.delete(key);
     }
+    this.#deliver(r.name, f);
+  }
+
+  /**
+   * Hands a frame from a direct path to the Peer, with what the relay would have guaranteed
+   * checked here: it is from the peer at the other end (`from`), and addressed to this one.
+   */
+  #deliver(from: string, f: Frame): void {
+    (f as { from: string }).from = from;
     const to = (f as { to: string }).to;
     const slash = to.indexOf('/');
     if ((slash < 0 ? to : to.slice(0, slash)) !== this.#port.name) {
       return this.#port.tracer.drop('Direct', f as { from: string; to: string; body: Uint8Array }, 'NOT_DESTINATION');
     }
     this.#port.deliver(f);
+  }
+
+  /** Frame `n` of link `a`, resent over the relay: false if it was handled already (else it now is). */
+  #firstTime(r: Remote, a: string, n: number): boolean {
+    // Frames of an older link than the newest inbound one cannot be checked: take them.
+    if (a !== r.inA) return true;
+    if (n <= r.inDone) return false;
+    r.inDone = n;
+    return true;
   }
 
   #scheduleAck(link: Link, r: Remote): void {
@@ -555,22 +572,18 @@ export class DirectLinks implements PeerPart {
 
   /** A reply inside a `rep` signal: handled once, like frame `n` of link `a` if it names one. */
   #onRepSignal(from: string, s: Extract<Signal, { t: 'rep' }>): void {
-    // `f` is one framed frame, as encodeFrame makes it: [u32 length][frame].
-    let f: Frame | undefined;
+    // `f` is one frame as encodeFrame makes it: a batch of one.
+    const frames: Frame[] = [];
     try {
-      if (s.f.length >= 4 && new DataView(s.f.buffer, s.f.byteOffset, 4).getUint32(0, true) === s.f.length - 4) f = decodeFrame(s.f, 4, s.f.length);
+      decodeBatch(s.f, this.#port.maxFrame || DEFAULT_MAX_FRAME, (f) => void frames.push(f));
     } catch {
-      f = undefined;
+      frames.length = 0;
     }
-    if (f?.kind !== Kind.Rep) return this.#port.tracer.emit({ type: 'drop', kind: 'Signal', from, reason: 'MALFORMED', at: Date.now() });
+    const f = frames[0];
+    if (frames.length !== 1 || f!.kind !== Kind.Rep) return this.#port.tracer.emit({ type: 'drop', kind: 'Signal', from, reason: 'MALFORMED', at: Date.now() });
     const r = this.#remotes.get(from);
-    if (s.a !== undefined && r !== undefined && s.a === r.inA) {
-      if (s.n! <= r.inDone) return;
-      r.inDone = s.n!;
-    }
-    f.from = from;
-    if (f.to !== this.#port.name) return this.#port.tracer.drop('Direct', f, 'NOT_DESTINATION');
-    this.#port.deliver(f);
+    if (s.a !== undefined && r !== undefined && !this.#firstTime(r, s.a, s.n!)) return;
+    this.#deliver(from, f!);
   }
 
   /** A frame from the relay while a replay is pending: false if it was already handled. */
@@ -582,11 +595,10 @@ export class DirectLinks implements PeerPart {
     if (replay === undefined) return true;
     r!.replay = undefined;
     this.#replays--;
-    // A replay of an older link than the newest inbound one cannot be checked: take it.
+    // A replay of an older link than the newest inbound one cannot be checked, and a frame that
+    // is not the announced one (the relay dropped that) is taken as it is.
     if (replay.a !== r!.inA || fingerprint(f) !== replay.h) return true;
-    if (replay.n <= r!.inDone) return false;
-    r!.inDone = replay.n;
-    return true;
+    return this.#firstTime(r!, replay.a, replay.n);
   }
 
   #parse(f: FrameOf<typeof Kind.Signal>): Signal | undefined {

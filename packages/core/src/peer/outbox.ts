@@ -62,8 +62,6 @@ export class Outbox implements PeerPart {
   readonly origin: string;
   readonly #seqs: Map<string, number>;
   readonly #dests = new Map<string, DestQueue>();
-  /** Entries marked held (see Pending.held), for inspect(). */
-  #heldCount = 0;
   readonly #deliveryWaiters = new Map<string, Waiter>();
   #expiredIds: string[] = [];
   #size = 0;
@@ -172,7 +170,6 @@ export class Outbox implements PeerPart {
     if (i < 0) return undefined;
     const p = i === 0 ? q.entries.shift()! : q.entries.splice(i, 1)[0]!;
     if (i < q.sent) q.sent--;
-    this.#unhold(p);
     if (q.entries.length === 0 && q.retry === undefined) this.#dests.delete(dest);
     this.#size--;
     this.#store.ack(p.e.id).catch(this.#storeError);
@@ -180,12 +177,6 @@ export class Outbox implements PeerPart {
   }
 
   readonly #storeError = (err: unknown): void => this.#port.error(err);
-
-  #unhold(p: Pending): void {
-    if (!p.held) return;
-    p.held = false;
-    this.#heldCount--;
-  }
 
   /** ACK from the receiver (or from the relay on its behalf: held, expired, refused). */
   onAck(f: FrameOf<typeof Kind.Ack>): void {
@@ -208,7 +199,7 @@ export class Outbox implements PeerPart {
         // The receiver has what the relay said it held: the hold was flushed to it, so nothing
         // else of this stream is held any more (ack timeout must cover it again, in case the
         // flush went into a link that died).
-        if (oldest.held) for (const x of q.entries) this.#unhold(x);
+        if (oldest.held) for (const x of q.entries) x.held = false;
         const e = this.#settle(dest, oldest.e.seq)!;
         settled++;
         const t = this.#port.tracer;
@@ -229,10 +220,7 @@ export class Outbox implements PeerPart {
     } else if (f.status === AckStatus.Held) {
       // The relay keeps it for the offline receiver: not sent again on ack timeout, only probed.
       const p = this.#dests.get(dest)?.entries.find((x) => x.e.seq === f.seq);
-      if (p && !p.held) {
-        p.held = true;
-        this.#heldCount++;
-      }
+      if (p) p.held = true;
     } else if (f.status === AckStatus.Expired) {
       const e = this.#settle(dest, f.seq);
       if (e) this.#expire(e);
@@ -244,23 +232,19 @@ export class Outbox implements PeerPart {
 
   /** ERR naming a MSG's ref: the relay settled it undelivered (no such peer). False if no MSG has that ref. */
   onErr(f: FrameOf<typeof Kind.Err>): boolean {
-    // Rare (the relay found no such peer): a scan, rather than a map kept for every message.
-    // Refs start at 1: 0 marks an entry never sent.
-    if (f.ref === 0) return false;
-    let entry: OutboxEntry | undefined;
-    for (const q of this.#dests.values()) {
-      for (const p of q.entries) {
-        if (p.ref === f.ref) {
-          entry = p.e;
-          break;
-        }
-      }
-      if (entry) break;
-    }
+    const entry = this.#byRef(f.ref);
     if (!entry) return false;
     const e = this.#settle(entry.dest, entry.seq);
     if (e) this.#undeliverable(e, errorFromCode(f.code, f.message));
     return true;
+  }
+
+  /** The entry whose MSG frames carry `ref`. Rare (an ERR): a scan, not a map kept per message. */
+  #byRef(ref: number): OutboxEntry | undefined {
+    // Refs start at 1: 0 marks an entry never sent.
+    if (ref === 0) return undefined;
+    for (const q of this.#dests.values()) for (const p of q.entries) if (p.ref === ref) return p.e;
+    return undefined;
   }
 
   /** The destination queue an ack belongs to: the ack names it (`dest`, as we addressed it). */
@@ -336,7 +320,6 @@ export class Outbox implements PeerPart {
       q.sent = 0;
       for (const p of q.entries) p.held = false;
     }
-    this.#heldCount = 0;
     for (const dest of this.#dests.keys()) this.#pump(dest);
   }
 
@@ -358,7 +341,8 @@ export class Outbox implements PeerPart {
       retrying: q.retry !== undefined,
       oldestAge: q.entries[0] ? now - q.entries[0].e.sentAt : 0,
     }));
-    return { origin: this.origin, size: this.#size, capacity: this.#opts.outboxCapacity, sendWindow: this.#opts.sendWindow, held: this.#heldCount, destinations };
+    const held = destinations.reduce((n, d) => n + d.held, 0);
+    return { origin: this.origin, size: this.#size, capacity: this.#opts.outboxCapacity, sendWindow: this.#opts.sendWindow, held, destinations };
   }
 
   /** Up to `n` unacked messages per destination, oldest first, with their state (for diagnostics). */

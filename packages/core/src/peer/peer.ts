@@ -108,7 +108,7 @@ export class Peer extends Emitter<PeerEvents> {
     const self = this;
     const port: PeerPort = {
       write: (f, stableBody) => this.#write(f, stableBody),
-      reply: (f, direct) => (direct ? this.#direct.reply(f, false) : session.write(f)),
+      reply: (f, direct) => (direct ? this.#direct.reply(f) : session.write(f)),
       get connected() {
         return session.connected;
       },

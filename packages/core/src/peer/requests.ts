@@ -18,6 +18,7 @@ import {
   remoteWireCode,
   TimeoutError,
 } from '../errors.js';
+import { isThenable } from '../schedule.js';
 import { randomStart } from '../store/ids.js';
 import type { PeerPart, PeerPort } from './port.js';
 import type { Handler, RequestContext, RequestOptions } from './types.js';
@@ -285,7 +286,7 @@ export class Requests implements PeerPart {
       failed(err);
       return finish();
     }
-    if (result !== null && typeof (result as PromiseLike<unknown> | undefined)?.then === 'function') {
+    if (isThenable(result)) {
       return Promise.resolve(result).then(
         (value) => {
           if (ctx.live()) reply('', '', value);

@@ -55,6 +55,4 @@ export interface RouterPart {
 }
 
 /** Whether a hook answered with a promise (hooks of remote implementations may). */
-export function isThenable<T>(v: T | PromiseLike<T>): v is PromiseLike<T> {
-  return typeof (v as { then?: unknown } | undefined)?.then === 'function';
-}
+export { isThenable } from '../schedule.js';
